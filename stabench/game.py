@@ -1,0 +1,97 @@
+"""The game every method plays: V(D, G) = E_x f(D(x)) + E_z f(-D(G(z))) (eq. 2 of the paper).
+
+D outputs a logit, ascends V; G descends V. Parameters travel as dicts of tensors (a `Point`), so the
+same functions serve a training step (on the live parameters) and the stability analysis (on any
+point, differentiated once more by autograd: `Game.differentiable` keeps the graph of every
+gradient a method takes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+Params = dict[str, Tensor]
+
+LOSSES: dict[str, Callable[[Tensor], Tensor]] = {
+    "gan": lambda t: -F.softplus(-t),  # f(t) = -log(1 + e^-t): f'(0) = 1/2, f''(0) = -1/4
+    "wgan": lambda t: t,
+}
+
+
+@dataclass
+class Point:
+    """Parameters of both players."""
+
+    d: Params
+    g: Params
+
+
+@dataclass
+class Batch:
+    """Real samples x and latents z for one evaluation of the field."""
+
+    real: Tensor
+    latent: Tensor
+
+
+@dataclass
+class Field:
+    """Descent directions: what each player's optimizer subtracts (h = -(d, g) is the dynamics)."""
+
+    d: Params
+    g: Params
+
+
+@dataclass
+class Game:
+    """Two networks and the samplers of real data and latents (seeded, on the game's device)."""
+
+    discriminator: nn.Module
+    generator: nn.Module
+    sample_real: Callable[[int], Tensor]
+    sample_latent: Callable[[int], Tensor]
+    differentiable: bool = False  # keep the graph of every gradient (for Jacobians of the field)
+    _live: Point = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._live = Point(dict(self.discriminator.named_parameters()), dict(self.generator.named_parameters()))
+
+    def point(self) -> Point:
+        """The live parameters: gradients taken at this point are the training step's."""
+        return self._live
+
+    def discriminate(self, d: Params, x: Tensor) -> Tensor:
+        # Calling the module directly at the live point skips functional_call's parameter swap.
+        out = self.discriminator(x) if d is self._live.d else functional_call(self.discriminator, d, (x,))
+        return out.squeeze(-1)
+
+    def generate(self, g: Params, z: Tensor) -> Tensor:
+        return self.generator(z) if g is self._live.g else functional_call(self.generator, g, (z,))
+
+    def gradient(self, output: Tensor, params: Params, create_graph: bool = False) -> Params:
+        """∂output/∂params as a dict; `create_graph` for a gradient that is differentiated again."""
+        grads = torch.autograd.grad(output, list(params.values()), create_graph=create_graph or self.differentiable)
+        return dict(zip(params, grads))
+
+    def value(self, point: Point, batch: Batch, loss: str) -> Tensor:
+        """V on a batch: the mean of f over real logits plus the mean of f(-logit) over fakes."""
+        f = LOSSES[loss]
+        fake = self.generate(point.g, batch.latent)
+        return f(self.discriminate(point.d, batch.real)).mean() + f(-self.discriminate(point.d, fake)).mean()
+
+    def sample_batch(self, batch_size: int) -> Batch:
+        return Batch(self.sample_real(batch_size), self.sample_latent(batch_size))
+
+
+def squared_norm(tensors: Params) -> Tensor:
+    """Sum of squares over all tensors of a parameter dict (the squared global norm)."""
+    return sum((t * t).sum() for t in tensors.values())
+
+
+def negate(tensors: Params) -> Params:
+    return {name: -t for name, t in tensors.items()}

@@ -1,0 +1,29 @@
+"""The gradient-regularized GAN of Nagarajan & Kolter (2017), eq. (4)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from stabench.game import squared_norm
+from stabench.methods.base import Method, MethodParams
+
+
+@dataclass
+class GradRegParams(MethodParams):
+    eta: float = 0.5
+    loss: Literal["gan", "wgan"] = "gan"
+
+
+class GradReg(Method):
+    """G descends V + η‖∇_{θD} V‖², the squared norm over all D parameters (double backprop).
+
+    D is unchanged: it ascends V with no penalty. The penalty is zero at an equilibrium, so the
+    equilibrium stays where it was while its Jacobian becomes Hurwitz (Theorem 3.2).
+    """
+
+    Params = GradRegParams
+
+    def g_direction(self, game, point, batch, params):
+        value = game.value(point, batch, self.loss(params))
+        d_gradient = game.gradient(value, point.d, create_graph=True)  # double backprop through ∇_D V
+        return game.gradient(value + params.eta * squared_norm(d_gradient), point.g)

@@ -1,0 +1,236 @@
+"""Train one (method, task, seed) cell, measure it, and write its run record."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import platform
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+import stabench
+from stabench.errors import StabenchError
+from stabench.hyperparams import apply_overrides, defaults, field_types
+from stabench.methods import METHODS, Method
+from stabench.store import run_directory, run_id, to_json, write_atomically
+from stabench.tasks import TASKS, Task
+
+EVAL_SEED_OFFSET = 10_007  # evaluation latents come from their own stream, the same at every eval
+
+
+@dataclass
+class Cell:
+    """A fully resolved experiment: what to train, with which hyperparameters, for how long."""
+
+    method: Method
+    task: Task
+    method_params: Any
+    task_params: Any
+    seed: int
+    budget: str
+    steps: int
+    eval_every: int
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Every resolved hyperparameter, task and training first, then the method's."""
+        return {**dataclasses.asdict(self.task_params), **dataclasses.asdict(self.method_params)}
+
+    @property
+    def run_id(self) -> str:
+        return run_id({
+            "task": self.task.name, "task_version": self.task.version, "method": self.method.name,
+            "config": self.config, "seed": self.seed, "budget": self.budget, "steps": self.steps,
+        })
+
+
+def resolve(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None = None,
+            overrides: dict[str, Any] | None = None) -> Cell:
+    """Look up names and merge defaults: the method's, the task's reference settings, then `overrides`."""
+    method = METHODS.get(method) if isinstance(method, str) else method
+    task = TASKS.get(task) if isinstance(task, str) else task
+    shared = set(field_types(method.Params)) & set(field_types(task.Params))
+    if shared:
+        raise TypeError(f"{method} and {task} both declare hyperparameters {sorted(shared)}")
+    if budget not in task.budgets:
+        raise StabenchError(f"unknown budget `{budget}` for task `{task.name}`; choose from {', '.join(task.budgets)}")
+    if steps is not None and steps < 1:
+        raise StabenchError(f"`--steps` must be at least 1, got {steps}")
+    sections = {"task": (task.Params, defaults(task.Params)), "method": (method.Params, method.defaults())}
+    context = f"{method.name} on {task.name}"
+    reference = apply_overrides(sections, task.defaults(method.name), context)
+    sections = {name: (sections[name][0], dataclasses.asdict(params)) for name, params in reference.items()}
+    resolved = apply_overrides(sections, overrides or {}, context)
+    plan = task.budgets[budget]
+    return Cell(method, task, resolved["method"], resolved["task"], int(seed), budget,
+                steps or plan.steps, min(plan.eval_every, steps or plan.steps))
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise StabenchError("`--device cuda` was asked for, but no CUDA device is available")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise StabenchError(f"unknown device `{device}`; use auto, cpu or cuda") from None
+
+
+def make_optimizer(parameters, params) -> torch.optim.Optimizer:
+    if params.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=params.lr, betas=(params.beta1, params.beta2), eps=params.eps)
+    if params.optimizer == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=params.lr, eps=params.eps)
+    return torch.optim.SGD(parameters, lr=params.lr)
+
+
+def _step(optimizer: torch.optim.Optimizer, module: torch.nn.Module, direction: dict) -> None:
+    for name, parameter in module.named_parameters():
+        parameter.grad = direction[name]
+    optimizer.step()
+
+
+def _all_finite(game) -> bool:
+    parameters = [p.detach().flatten() for p in (*game.discriminator.parameters(), *game.generator.parameters())]
+    return bool(torch.isfinite(torch.cat(parameters)).all())
+
+
+def versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "torch": torch.__version__, "stabench": stabench.__version__}
+
+
+class Diverged(Exception):
+    """Parameters stopped being finite."""
+
+
+def _evaluate(cell: Cell, game) -> dict[str, float]:
+    generator = torch.Generator().manual_seed(cell.seed + EVAL_SEED_OFFSET)
+    return cell.task.evaluate(game, cell.task_params, generator)
+
+
+def train(cell: Cell, game, device: torch.device, record: dict[str, Any], curve: list, progress: bool) -> None:
+    """The training loop: updates `game` in place and appends an evaluation to `curve` every so often.
+
+    Raises `Diverged` when a parameter stops being finite (checked at evaluations, where the loop
+    synchronises anyway, so a GPU is never stalled every step).
+    """
+    method, task, hp = cell.method, cell.task, cell.method_params
+    d_optimizer = make_optimizer(game.discriminator.parameters(), cell.task_params)
+    g_optimizer = make_optimizer(game.generator.parameters(), cell.task_params)
+    schedule = method.schedule(hp)
+    batch_size = cell.task_params.batch_size
+
+    def d_step():
+        direction = method.d_direction(game, game.point(), game.sample_batch(batch_size), hp)
+        _step(d_optimizer, game.discriminator, direction)
+        method.constrain(game, hp)
+
+    def evaluate(step: int, wall_seconds: float):
+        if not _all_finite(game):
+            record["diverged_at_step"] = step
+            raise Diverged
+        metrics = _evaluate(cell, game)
+        curve.append({"step": step, "wall_seconds": wall_seconds, **metrics})
+        return metrics
+
+    evaluate(0, 0.0)
+    wall_seconds = 0.0
+    bar = tqdm(total=cell.steps, disable=not progress, desc=f"{method.name} on {task.name}",
+               unit="step", mininterval=0.5, dynamic_ncols=True)
+    started = time.perf_counter()
+    try:
+        for step in range(1, cell.steps + 1):
+            if schedule.simultaneous:
+                for _ in range(schedule.d_steps - 1):
+                    d_step()
+                field = method.field(game, game.point(), game.sample_batch(batch_size), hp)
+                _step(d_optimizer, game.discriminator, field.d)
+                _step(g_optimizer, game.generator, field.g)
+                method.constrain(game, hp)
+            else:
+                for _ in range(schedule.d_steps):
+                    d_step()
+                direction = method.g_direction(game, game.point(), game.sample_batch(batch_size), hp)
+                _step(g_optimizer, game.generator, direction)
+            bar.update()
+            if step % cell.eval_every == 0 or step == cell.steps:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                wall_seconds += time.perf_counter() - started
+                record["timing"]["steps"] = step
+                record["timing"]["wall_seconds"] = wall_seconds
+                metrics = evaluate(step, wall_seconds)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items()}, refresh=False)
+                started = time.perf_counter()
+    finally:
+        bar.close()
+
+
+def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None = None,
+        overrides: dict[str, Any] | None = None, device: str = "auto", out: str | Path = "results/runs",
+        progress: bool = True) -> dict[str, Any]:
+    """Train one cell and write its record under `out`; return the record (with its `path`).
+
+    A run that diverges or raises is still recorded, with `status` `diverged` or `failed`.
+    """
+    cell = resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=overrides)
+    torch_device = pick_device(device)
+    directory = run_directory(Path(out), cell.task.name, cell.method.name, cell.run_id)
+    record: dict[str, Any] = {
+        "run_id": cell.run_id, "method": cell.method.name, "task": cell.task.name,
+        "task_version": cell.task.version, "seed": cell.seed, "budget": cell.budget,
+        "steps_planned": cell.steps, "config": cell.config, "status": "completed", "metrics": {},
+        "timing": {"wall_seconds": 0.0, "steps": 0, "steps_per_second": None},
+        "device": str(torch_device) if torch_device.type != "cuda" else torch.cuda.get_device_name(torch_device),
+        "versions": versions(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    curve: list[dict[str, float]] = []
+    game = None
+    began = time.perf_counter()
+    try:
+        game = cell.task.build(cell.task_params, cell.seed, torch_device)
+        train(cell, game, torch_device, record, curve, progress)
+    except Diverged:
+        record["status"] = "diverged"
+    except KeyboardInterrupt:
+        record["status"], record["error"] = "failed", "interrupted by the user"
+        _write(directory, record, curve, cell, None)
+        raise
+    except Exception as error:  # a failed run is data: record it, do not lose it
+        record["status"], record["error"] = "failed", f"{type(error).__name__}: {error}"
+        record["traceback"] = traceback.format_exc()
+    timing = record["timing"]
+    timing["total_seconds"] = time.perf_counter() - began
+    if timing["wall_seconds"] > 0:
+        timing["steps_per_second"] = timing["steps"] / timing["wall_seconds"]
+    if record["status"] == "diverged":  # evaluated as it is: non-finite samples count as misses
+        record["metrics"] = _evaluate(cell, game)
+    elif curve:
+        record["metrics"] = {k: v for k, v in curve[-1].items() if k not in ("step", "wall_seconds")}
+    if curve:
+        record["metrics"].update(cell.task.summarize(curve, cell.task_params))
+    _write(directory, record, curve, cell, game if record["status"] != "failed" else None)
+    record["path"] = str(directory)
+    return record
+
+
+def _write(directory: Path, record: dict, curve: list, cell: Cell, game) -> None:
+    def fill(folder: Path):
+        (folder / "run.json").write_text(to_json(record) + "\n")
+        if curve:
+            with open(folder / "curve.csv", "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(curve[0]))
+                writer.writeheader()
+                writer.writerows(curve)
+        if game is not None:
+            title = f"{cell.method.name} on {cell.task.name}, seed {cell.seed}, step {record['timing']['steps']}"
+            generator = torch.Generator().manual_seed(cell.seed + EVAL_SEED_OFFSET)
+            cell.task.save_samples(game, cell.task_params, folder / "samples.png", generator, title)
+
+    write_atomically(directory, fill)
