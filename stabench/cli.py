@@ -77,7 +77,7 @@ def summary(record: dict) -> str:
     lines = [f"{record['method']} on {record['task']}, seed {record['seed']}, budget {record['budget']}: "
              f"{record['status']}"]
     if record["status"] == "diverged":
-        lines.append(f"  diverged: non-finite parameters found at step {record['diverged_at_step']}")
+        lines.append(f"  diverged: non-finite parameters or value found at step {record['diverged_at_step']}")
     if record["status"] == "failed":
         lines.append(f"  error: {record['error']}")
     if record["metrics"]:
@@ -106,6 +106,10 @@ def list_entries(what, task, plugins):
     for entry in METHODS:
         values = {**entry.defaults(), **(on_task.defaults(entry.name) if on_task else {})}
         click.echo(f"{entry.name}\n    {entry.description}\n    defaults: {_assignments(values)}")
+        if on_task is None:  # each task's reference settings, where it has some
+            for each_task in TASKS:
+                if each_task.defaults(entry.name):
+                    click.echo(f"    on {each_task.name}: {_assignments(each_task.defaults(entry.name))}")
 
 
 def _assignments(values: dict) -> str:

@@ -56,10 +56,15 @@ class Game:
     sample_real: Callable[[int], Tensor]
     sample_latent: Callable[[int], Tensor]
     differentiable: bool = False  # keep the graph of every gradient (for Jacobians of the field)
+    # D's optimizer while training (the runner sets it): unrolled GANs replay its update rule and state.
+    d_optimizer: torch.optim.Optimizer | None = None
+    # A method's own random draws (WGAN-GP's interpolation weights); the runner seeds it per cell.
+    noise: torch.Generator = field(init=False, repr=False)
     _live: Point = field(init=False, repr=False)
 
     def __post_init__(self):
         self._live = Point(dict(self.discriminator.named_parameters()), dict(self.generator.named_parameters()))
+        self.noise = torch.Generator(device=next(self.discriminator.parameters()).device).manual_seed(0)
 
     def point(self) -> Point:
         """The live parameters: gradients taken at this point are the training step's."""
@@ -80,9 +85,12 @@ class Game:
 
     def value(self, point: Point, batch: Batch, loss: str) -> Tensor:
         """V on a batch: the mean of f over real logits plus the mean of f(-logit) over fakes."""
+        return self.value_of_samples(point.d, batch.real, self.generate(point.g, batch.latent), loss)
+
+    def value_of_samples(self, d: Params, real: Tensor, fake: Tensor, loss: str) -> Tensor:
+        """V with the fakes already generated (so several D points can share one pass of G)."""
         f = LOSSES[loss]
-        fake = self.generate(point.g, batch.latent)
-        return f(self.discriminate(point.d, batch.real)).mean() + f(-self.discriminate(point.d, fake)).mean()
+        return f(self.discriminate(d, real)).mean() + f(-self.discriminate(d, fake)).mean()
 
     def sample_batch(self, batch_size: int) -> Batch:
         return Batch(self.sample_real(batch_size), self.sample_latent(batch_size))

@@ -21,6 +21,7 @@ from stabench.store import run_directory, run_id, to_json, write_atomically
 from stabench.tasks import TASKS, Task
 
 EVAL_SEED_OFFSET = 10_007  # evaluation latents come from their own stream, the same at every eval
+NOISE_SEED_OFFSET = 20_011  # a method's own random draws (game.noise) get a third stream
 
 
 @dataclass
@@ -96,9 +97,13 @@ def _step(optimizer: torch.optim.Optimizer, module: torch.nn.Module, direction: 
     optimizer.step()
 
 
-def _all_finite(game) -> bool:
+def _all_finite(game, cell: Cell, batch) -> bool:
+    """Parameters and the value V on the last training batch are finite (a generator can blow up
+    to ±inf while its weights stay finite)."""
     parameters = [p.detach().flatten() for p in (*game.discriminator.parameters(), *game.generator.parameters())]
-    return bool(torch.isfinite(torch.cat(parameters)).all())
+    with torch.no_grad():
+        value = game.value(game.point(), batch, cell.method.loss(cell.method_params))
+    return bool(torch.isfinite(torch.cat(parameters)).all() and torch.isfinite(value))
 
 
 def versions() -> dict[str, str]:
@@ -106,7 +111,7 @@ def versions() -> dict[str, str]:
 
 
 class Diverged(Exception):
-    """Parameters stopped being finite."""
+    """Parameters or the value of the game stopped being finite."""
 
 
 def _evaluate(cell: Cell, game) -> dict[str, float]:
@@ -121,7 +126,8 @@ def train(cell: Cell, game, device: torch.device, record: dict[str, Any], curve:
     synchronises anyway, so a GPU is never stalled every step).
     """
     method, task, hp = cell.method, cell.task, cell.method_params
-    d_optimizer = make_optimizer(game.discriminator.parameters(), cell.task_params)
+    d_optimizer = game.d_optimizer = make_optimizer(game.discriminator.parameters(), cell.task_params)
+    game.noise.manual_seed(cell.seed + NOISE_SEED_OFFSET)
     g_optimizer = make_optimizer(game.generator.parameters(), cell.task_params)
     schedule = method.schedule(hp)
     batch_size = cell.task_params.batch_size
@@ -131,15 +137,15 @@ def train(cell: Cell, game, device: torch.device, record: dict[str, Any], curve:
         _step(d_optimizer, game.discriminator, direction)
         method.constrain(game, hp)
 
-    def evaluate(step: int, wall_seconds: float):
-        if not _all_finite(game):
+    def evaluate(step: int, wall_seconds: float, batch):
+        if not _all_finite(game, cell, batch):
             record["diverged_at_step"] = step
             raise Diverged
         metrics = _evaluate(cell, game)
         curve.append({"step": step, "wall_seconds": wall_seconds, **metrics})
         return metrics
 
-    evaluate(0, 0.0)
+    evaluate(0, 0.0, game.sample_batch(batch_size))
     wall_seconds = 0.0
     bar = tqdm(total=cell.steps, disable=not progress, desc=f"{method.name} on {task.name}",
                unit="step", mininterval=0.5, dynamic_ncols=True)
@@ -149,14 +155,16 @@ def train(cell: Cell, game, device: torch.device, record: dict[str, Any], curve:
             if schedule.simultaneous:
                 for _ in range(schedule.d_steps - 1):
                     d_step()
-                field = method.field(game, game.point(), game.sample_batch(batch_size), hp)
+                batch = game.sample_batch(batch_size)
+                field = method.field(game, game.point(), batch, hp)
                 _step(d_optimizer, game.discriminator, field.d)
                 _step(g_optimizer, game.generator, field.g)
                 method.constrain(game, hp)
             else:
                 for _ in range(schedule.d_steps):
                     d_step()
-                direction = method.g_direction(game, game.point(), game.sample_batch(batch_size), hp)
+                batch = game.sample_batch(batch_size)
+                direction = method.g_direction(game, game.point(), batch, hp)
                 _step(g_optimizer, game.generator, direction)
             bar.update()
             if step % cell.eval_every == 0 or step == cell.steps:
@@ -165,7 +173,7 @@ def train(cell: Cell, game, device: torch.device, record: dict[str, Any], curve:
                 wall_seconds += time.perf_counter() - started
                 record["timing"]["steps"] = step
                 record["timing"]["wall_seconds"] = wall_seconds
-                metrics = evaluate(step, wall_seconds)
+                metrics = evaluate(step, wall_seconds, batch)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items()}, refresh=False)
                 started = time.perf_counter()
     finally:

@@ -1,0 +1,3 @@
+from stabench.cli import main
+
+main()

@@ -1,0 +1,17 @@
+import pytest
+from click.testing import CliRunner
+
+from stabench.cli import cli
+
+
+@pytest.fixture
+def invoke(tmp_path):
+    """Run the `stabench` command in-process; records go under tmp_path unless --out is given."""
+
+    def call(*args):
+        args = list(args)
+        if args and args[0] == "run" and "--out" not in args:
+            args += ["--out", str(tmp_path / "runs")]
+        return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+    return call

@@ -1,0 +1,109 @@
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import stabench
+from stabench.store import to_json
+
+TINY = {"batch_size": 32, "latent_dim": 8, "hidden": 16}
+
+
+def run_tiny(tmp_path, method="gradreg", steps=40, **overrides):
+    return stabench.run(method, "mog", seed=0, budget="smoke", steps=steps, overrides={**TINY, **overrides},
+                        out=tmp_path, progress=False)
+
+
+def test_record_holds_config_status_metrics_timing_and_versions(tmp_path):
+    record = run_tiny(tmp_path)
+    folder = Path(record["path"])
+    assert folder == tmp_path / "mog" / "gradreg" / record["run_id"]
+    on_disk = json.loads((folder / "run.json").read_text())
+    assert on_disk["status"] == "completed"
+    assert on_disk["method"] == "gradreg" and on_disk["task"] == "mog" and on_disk["seed"] == 0
+    assert on_disk["budget"] == "smoke" and on_disk["task_version"] == 1
+    assert on_disk["config"]["eta"] == 0.5 and on_disk["config"]["batch_size"] == 32
+    assert on_disk["config"]["schedule"] == "alternating"
+    assert set(on_disk["metrics"]) >= {"modes_captured", "high_quality", "kl", "steps_to_all_modes"}
+    assert on_disk["timing"]["steps"] == 40 and on_disk["timing"]["wall_seconds"] > 0
+    assert on_disk["timing"]["steps_per_second"] == pytest.approx(40 / on_disk["timing"]["wall_seconds"])
+    assert set(on_disk["versions"]) == {"python", "torch", "stabench"}
+    assert on_disk["device"] == "cpu"
+    assert (folder / "samples.png").stat().st_size > 0
+    with open(folder / "curve.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in rows] == [0, 40]
+    assert [p.name for p in folder.parent.iterdir()] == [record["run_id"]]  # no temporary folders left
+
+
+def test_same_seed_same_numbers_on_cpu(tmp_path):
+    first = run_tiny(tmp_path / "a")
+    second = run_tiny(tmp_path / "b")
+    assert first["run_id"] == second["run_id"]
+    curves = [(Path(r["path"]) / "curve.csv").read_text().splitlines() for r in (first, second)]
+    # wall seconds differ; every metric column must not
+    strip = lambda lines: [line.split(",")[:1] + line.split(",")[2:] for line in lines]  # noqa: E731
+    assert strip(curves[0]) == strip(curves[1])
+    assert first["metrics"] == pytest.approx(second["metrics"], nan_ok=True)
+
+
+def test_another_seed_gives_another_run(tmp_path):
+    first = run_tiny(tmp_path)
+    other = stabench.run("gradreg", "mog", seed=1, budget="smoke", steps=40, overrides=TINY, out=tmp_path,
+                         progress=False)
+    assert other["run_id"] != first["run_id"]
+
+
+def test_a_diverging_run_is_recorded_as_diverged(tmp_path):
+    record = run_tiny(tmp_path, steps=20, lr=1e6)
+    assert record["status"] == "diverged"
+    on_disk = json.loads((Path(record["path"]) / "run.json").read_text())
+    assert on_disk["status"] == "diverged"
+    assert on_disk["diverged_at_step"] == 20
+    assert on_disk["metrics"]["modes_captured"] == 0
+
+
+def test_a_failing_run_is_recorded_with_its_error(tmp_path):
+    class Broken(stabench.Method):
+        def g_direction(self, game, point, batch, params):
+            raise RuntimeError("the generator caught fire")
+
+    record = stabench.run(Broken("broken", "raises"), "mog", budget="smoke", steps=5, overrides=TINY,
+                          out=tmp_path, progress=False)
+    assert record["status"] == "failed"
+    on_disk = json.loads((Path(record["path"]) / "run.json").read_text())
+    assert on_disk["error"] == "RuntimeError: the generator caught fire"
+
+
+def test_simultaneous_and_alternating_schedules_differ(tmp_path):
+    alternating = run_tiny(tmp_path, steps=30)
+    simultaneous = run_tiny(tmp_path, steps=30, schedule="simultaneous")
+    assert simultaneous["config"]["schedule"] == "simultaneous"
+    assert alternating["run_id"] != simultaneous["run_id"]
+    assert (Path(alternating["path"]) / "curve.csv").read_text() != (Path(simultaneous["path"]) / "curve.csv").read_text()
+
+
+def test_cli_run_prints_a_summary(invoke, tmp_path):
+    result = invoke("run", "--method", "gradreg", "--task", "mog", "--steps", "20", "--quiet",
+                    *[f"--set={k}={v}" for k, v in TINY.items()], "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "gradreg on mog, seed 0, budget quick: completed" in result.output
+    assert "modes_captured" in result.output and "steps/s" in result.output
+    assert f"record: {tmp_path}" in result.output
+
+
+def test_cli_json_prints_run_json(invoke, tmp_path):
+    result = invoke("run", "--method", "vanilla", "--task", "mog", "--steps", "20", "--json",
+                    *[f"--set={k}={v}" for k, v in TINY.items()], "--out", str(tmp_path))
+    assert result.exit_code == 0
+    printed = json.loads(result.stdout)
+    folder = tmp_path / "mog" / "vanilla" / printed["run_id"]
+    assert printed == json.loads((folder / "run.json").read_text())
+
+
+def test_undefined_metrics_are_null_in_strict_json():
+    text = to_json({"metrics": {"kl": math.nan, "modes_captured": 0, "curve": [math.inf, 1.5]}})
+    assert json.loads(text) == {"metrics": {"kl": None, "modes_captured": 0, "curve": [None, 1.5]}}
+    assert "NaN" not in text and "Infinity" not in text
