@@ -91,7 +91,7 @@ class Registry(Generic[T]):
 def load_plugin(spec: str) -> None:
     """Import a plugin given as a path to a .py file or as a module name; importing registers it."""
     path = Path(spec)
-    if spec.endswith(".py") or path.exists():
+    if spec.endswith(".py") or os.sep in spec:
         if not path.is_file():
             raise StabenchError(f"plugin file `{spec}` does not exist")
         digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]

@@ -119,23 +119,51 @@ def _evaluate(cell: Cell, game) -> dict[str, float]:
     return cell.task.evaluate(game, cell.task_params, generator)
 
 
+class Trainer:
+    """One training iteration of a cell: D's steps and one G step, by the method's schedule.
+
+    The optimizers are made from the task's settings; `game.d_optimizer` exposes D's to methods
+    (unrolled GANs replay its update rule and state).
+    """
+
+    def __init__(self, cell: Cell, game):
+        self.cell, self.game, self.hp = cell, game, cell.method_params
+        self.d_optimizer = game.d_optimizer = make_optimizer(game.discriminator.parameters(), cell.task_params)
+        self.g_optimizer = make_optimizer(game.generator.parameters(), cell.task_params)
+        game.noise.manual_seed(cell.seed + NOISE_SEED_OFFSET)
+        self.schedule = cell.method.schedule(self.hp)
+        self.batch_size = cell.task_params.batch_size
+
+    def d_step(self) -> None:
+        method, game = self.cell.method, self.game
+        direction = method.d_direction(game, game.point(), game.sample_batch(self.batch_size), self.hp)
+        _step(self.d_optimizer, game.discriminator, direction)
+        method.constrain(game, self.hp)
+
+    def step(self):
+        """One iteration; returns the batch of its last (G) step."""
+        method, game, hp = self.cell.method, self.game, self.hp
+        d_steps = self.schedule.d_steps - 1 if self.schedule.simultaneous else self.schedule.d_steps
+        for _ in range(d_steps):
+            self.d_step()
+        batch = game.sample_batch(self.batch_size)
+        if self.schedule.simultaneous:
+            field = method.field(game, game.point(), batch, hp)
+            _step(self.d_optimizer, game.discriminator, field.d)
+            _step(self.g_optimizer, game.generator, field.g)
+            method.constrain(game, hp)
+        else:
+            _step(self.g_optimizer, game.generator, method.g_direction(game, game.point(), batch, hp))
+        return batch
+
+
 def train(cell: Cell, game, device: torch.device, record: dict[str, Any], curve: list, progress: bool) -> None:
     """The training loop: updates `game` in place and appends an evaluation to `curve` every so often.
 
-    Raises `Diverged` when a parameter stops being finite (checked at evaluations, where the loop
+    Raises `Diverged` when the game stops being finite (checked at evaluations, where the loop
     synchronises anyway, so a GPU is never stalled every step).
     """
-    method, task, hp = cell.method, cell.task, cell.method_params
-    d_optimizer = game.d_optimizer = make_optimizer(game.discriminator.parameters(), cell.task_params)
-    game.noise.manual_seed(cell.seed + NOISE_SEED_OFFSET)
-    g_optimizer = make_optimizer(game.generator.parameters(), cell.task_params)
-    schedule = method.schedule(hp)
-    batch_size = cell.task_params.batch_size
-
-    def d_step():
-        direction = method.d_direction(game, game.point(), game.sample_batch(batch_size), hp)
-        _step(d_optimizer, game.discriminator, direction)
-        method.constrain(game, hp)
+    trainer = Trainer(cell, game)
 
     def evaluate(step: int, wall_seconds: float, batch):
         if not _all_finite(game, cell, batch):
@@ -145,27 +173,14 @@ def train(cell: Cell, game, device: torch.device, record: dict[str, Any], curve:
         curve.append({"step": step, "wall_seconds": wall_seconds, **metrics})
         return metrics
 
-    evaluate(0, 0.0, game.sample_batch(batch_size))
+    evaluate(0, 0.0, game.sample_batch(trainer.batch_size))
     wall_seconds = 0.0
-    bar = tqdm(total=cell.steps, disable=not progress, desc=f"{method.name} on {task.name}",
+    bar = tqdm(total=cell.steps, disable=not progress, desc=f"{cell.method.name} on {cell.task.name}",
                unit="step", mininterval=0.5, dynamic_ncols=True)
     started = time.perf_counter()
     try:
         for step in range(1, cell.steps + 1):
-            if schedule.simultaneous:
-                for _ in range(schedule.d_steps - 1):
-                    d_step()
-                batch = game.sample_batch(batch_size)
-                field = method.field(game, game.point(), batch, hp)
-                _step(d_optimizer, game.discriminator, field.d)
-                _step(g_optimizer, game.generator, field.g)
-                method.constrain(game, hp)
-            else:
-                for _ in range(schedule.d_steps):
-                    d_step()
-                batch = game.sample_batch(batch_size)
-                direction = method.g_direction(game, game.point(), batch, hp)
-                _step(g_optimizer, game.generator, direction)
+            batch = trainer.step()
             bar.update()
             if step % cell.eval_every == 0 or step == cell.steps:
                 if device.type == "cuda":
