@@ -1,6 +1,7 @@
 """The `stabench` command: thin click wrappers over the library."""
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 
@@ -49,14 +50,15 @@ def cli():
 @click.option("--out", default="results/runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print run.json instead of the summary.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--no-spectrum", is_flag=True, help="Skip the Jacobian spectrum at the end of the run.")
 @plugin_option
-def run(method, task, seed, budget, steps, assignments, device, out, as_json, quiet, plugins):
+def run(method, task, seed, budget, steps, assignments, device, out, as_json, quiet, no_spectrum, plugins):
     """Train METHOD on TASK for one seed and write its run record."""
     from stabench.runner import run as run_cell
 
     load_plugins(plugins)
     record = run_cell(method, task, seed=seed, budget=budget, steps=steps, overrides=parse_assignments(assignments),
-                      device=device, out=out, progress=not (quiet or as_json))
+                      device=device, out=out, progress=not (quiet or as_json), spectrum=not no_spectrum)
     if as_json:
         click.echo(to_json({k: v for k, v in record.items() if k != "path"}))
     else:
@@ -112,6 +114,70 @@ def list_entries(what, task, plugins):
                     click.echo(f"    on {each_task.name}: {_assignments(each_task.defaults(entry.name))}")
 
 
+@cli.command()
+@click.option("--method", default=None, help="A registered method (a run folder supplies its own).")
+@click.option("--task", default=None, help="A registered task (a run folder supplies its own).")
+@click.option("--at", "at", default="equilibrium", show_default=True, metavar="equilibrium|init|RUN_DIR",
+              help="The task's known equilibrium, the seed's initial point, or a run folder's final parameters.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the initial point and the evaluation batch (a run folder supplies its own).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override any hyperparameter (method, task or training); repeatable.")
+@click.option("--k", default=20, show_default=True, type=int,
+              help="For systems too large for a dense Jacobian: how many eigenvalues of largest real part "
+                   "and of largest modulus to find.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: eigenvalues ([re, im]), summary, config, task_params.")
+@plugin_option
+def spectrum(method, task, at, seed, assignments, k, device, as_json, plugins):
+    """Eigenvalues of the Jacobian of METHOD's field on TASK at a point (float64)."""
+    from stabench.spectra import analyse
+
+    load_plugins(plugins)
+    report = analyse(method, task, at, seed=seed, overrides=parse_assignments(assignments), k=k, device=device)
+    click.echo(to_json(report) if as_json else spectrum_text(report))
+
+
+def spectrum_text(report: dict, shown: int = 40) -> str:
+    """The summary and the first eigenvalues by real part, for a person."""
+    s = report["summary"]
+    lines = [f"{report['method']} on {report['task']} at {report['at']}, seed {report['seed']}: "
+             f"{s['n_parameters']} parameters, {s['solver']} Jacobian, |h| = {s['field_norm']:.3g}",
+             f"  max_real {_format(s['max_real'])}   n_positive {s['n_positive']}   "
+             f"n_zero {s['n_zero']} (|λ| <= {s['zero_tolerance']:.2g})   spectral_radius {_format(s['spectral_radius'])}"
+             f"   max_imag {_format(s['max_imag'])}"]
+    if not s["complete"]:
+        unconverged = "" if s["converged"] else "; the searches stopped at their restart limit"
+        lines.append(f"  (Arnoldi: {s['n_eigenvalues']} eigenvalues found; counts cover those only{unconverged})")
+    lines.append("  eigenvalues, largest real part first:")
+    lines += [f"    {re:+.6g} {im:+.6g}i" for re, im in report["eigenvalues"][:shown]]
+    if len(report["eigenvalues"]) > shown:
+        lines.append(f"    ... {len(report['eigenvalues']) - shown} more (--json lists all)")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--task", default="lq1d", show_default=True, help="A task with one scalar parameter per player.")
+@click.option("--method", default=None, help="A registered method (not with --grid).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override any hyperparameter, e.g. eta=0.5; repeatable.")
+@click.option("--grid", is_flag=True,
+              help="The paper's Figure 3: gradreg with loss gan and wgan x eta in {0, 0.25, 0.5, 1}.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="PNG to write [default: phase_TASK_METHOD.png, or phase_TASK.png with --grid].")
+@click.option("--steps", default=3000, show_default=True, type=int, help="Gradient steps per trajectory.")
+@plugin_option
+def phase(task, method, assignments, grid, out, steps, plugins):
+    """Streamlines of METHOD's field in the plane of a two-parameter game, with gradient-step trajectories."""
+    from stabench.spectra import phase as draw_phase
+
+    load_plugins(plugins)
+    out = out or (f"phase_{task}.png" if grid else f"phase_{task}_{method}.png")
+    path = draw_phase(task, method, out, overrides=parse_assignments(assignments), grid=grid, steps=steps)
+    click.echo(f"phase portrait: {path}")
+
+
 def _assignments(values: dict) -> str:
     return " ".join(f"{key}={value}" for key, value in values.items())
 
@@ -120,8 +186,13 @@ def _one_line_warning(message, category, filename, lineno, line=None):
     return f"stabench: warning: {message}\n"
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # the runner records an interrupted run before it exits
+
+
 def main(argv=None):
     warnings.formatwarning = _one_line_warning
+    signal.signal(signal.SIGTERM, _interrupt)  # `timeout` and schedulers stop runs this way
     try:
         load_plugins()
     except StabenchError as error:

@@ -23,3 +23,64 @@ def scatter_samples(samples, centres, path: Path, title: str, radius: float) -> 
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def compare_samples(real, fake, path: Path, title: str) -> None:
+    """Generated against real samples: histograms in 1-D, else a scatter of the first two coordinates."""
+    figure, axes = plt.subplots(figsize=(4.5, 4.5))
+    if real.shape[1] == 1:
+        finite = fake[:, 0][fake[:, 0].isfinite()]  # a diverged generator may have none
+        axes.hist(real[:, 0].numpy(), bins=50, density=True, alpha=0.5, color="tab:red", label="real")
+        if len(finite):
+            axes.hist(finite.numpy(), bins=50, density=True, alpha=0.5, color="tab:blue", label="generated")
+    else:
+        axes.scatter(real[:, 0], real[:, 1], s=2, alpha=0.3, color="tab:red", label="real")
+        axes.scatter(fake[:, 0], fake[:, 1], s=2, alpha=0.3, color="tab:blue", label="generated")
+        axes.set_aspect("equal", adjustable="datalim")
+    axes.set_title(title, fontsize=9)
+    axes.legend(loc="upper right", fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def phase_portraits(panels, path: Path, columns: int) -> None:
+    """Streamlines of each panel's field, its gradient-step trajectories (red) and equilibrium (star)."""
+    rows = -(-len(panels) // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(3.3 * columns, 3.3 * rows), squeeze=False)
+    for axes, panel in zip(grid.flat, panels):
+        axes.streamplot(panel.d_axis, panel.g_axis, panel.field[0], panel.field[1], color="tab:blue",
+                        density=1.0, linewidth=0.6, arrowsize=0.8)
+        for index, points in enumerate(panel.trajectories):
+            label = f"gradient steps, α = {panel.step_size:g}" if index == 0 else None
+            axes.plot(points[:, 0], points[:, 1], color="tab:red", linewidth=1.0, label=label)
+            axes.plot(points[0, 0], points[0, 1], marker="o", markersize=3, color="tab:red")
+        if panel.equilibrium is not None:
+            axes.plot(*panel.equilibrium, marker="*", markersize=10, color="black")
+        axes.set_xlim(panel.d_axis[0], panel.d_axis[-1])
+        axes.set_ylim(panel.g_axis[0], panel.g_axis[-1])
+        axes.set_xlabel(panel.labels[0])
+        axes.set_ylabel(panel.labels[1])
+        axes.set_title(panel.title, fontsize=9)
+    grid.flat[0].legend(loc="lower right", fontsize=6)
+    for axes in list(grid.flat)[len(panels):]:
+        axes.set_visible(False)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def save_grid(images, path: Path, title: str, nrow: int = 10) -> None:
+    """Images (n, C, H, W) with values in [-1, 1] tiled in rows of `nrow`, `title` above them."""
+    from torchvision.utils import make_grid  # torchvision's import is slow; only image tasks need it
+
+    grid = make_grid(images.detach().float().nan_to_num(0.0).clamp(-1, 1), nrow=nrow, padding=2,
+                     normalize=True, value_range=(-1, 1), pad_value=1.0)
+    figure, axes = plt.subplots(figsize=(6, 6.4))
+    axes.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    axes.set_axis_off()
+    axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -17,6 +17,7 @@ import stabench
 from stabench.errors import StabenchError
 from stabench.hyperparams import apply_overrides, defaults, field_types
 from stabench.methods import METHODS, Method
+from stabench.spectra import DENSE_LIMIT, game_spectrum
 from stabench.store import run_directory, run_id, to_json, write_atomically
 from stabench.tasks import TASKS, Task
 
@@ -46,8 +47,15 @@ class Cell:
     def run_id(self) -> str:
         return run_id({
             "task": self.task.name, "task_version": self.task.version, "method": self.method.name,
-            "config": self.config, "seed": self.seed, "budget": self.budget, "steps": self.steps,
+            "config": {**_identity(self.task_params), **_identity(self.method_params)}, "seed": self.seed,
+            "budget": self.budget, "steps": self.steps,
         })
+
+
+def _identity(params) -> dict[str, Any]:
+    """The hyperparameters that make a run what it is: all but fields marked `identity=False` (where
+    data lives, which differs between machines and not between results)."""
+    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.metadata.get("identity", True)}
 
 
 def resolve(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None = None,
@@ -66,8 +74,8 @@ def resolve(method, task, *, seed: int = 0, budget: str = "quick", steps: int | 
     context = f"{method.name} on {task.name}"
     reference = apply_overrides(sections, task.defaults(method.name), context)
     sections = {name: (sections[name][0], dataclasses.asdict(params)) for name, params in reference.items()}
-    resolved = apply_overrides(sections, overrides or {}, context)
     plan = task.budgets[budget]
+    resolved = apply_overrides(sections, {**plan.settings, **(overrides or {})}, context)
     return Cell(method, task, resolved["method"], resolved["task"], int(seed), budget,
                 steps or plan.steps, min(plan.eval_every, steps or plan.steps))
 
@@ -197,10 +205,12 @@ def train(cell: Cell, game, device: torch.device, record: dict[str, Any], curve:
 
 def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None = None,
         overrides: dict[str, Any] | None = None, device: str = "auto", out: str | Path = "results/runs",
-        progress: bool = True) -> dict[str, Any]:
+        progress: bool = True, spectrum: bool = True) -> dict[str, Any]:
     """Train one cell and write its record under `out`; return the record (with its `path`).
 
-    A run that diverges or raises is still recorded, with `status` `diverged` or `failed`.
+    A run that diverges or raises is still recorded, with `status` `diverged` or `failed`. Unless it
+    failed, the record keeps the final parameters (state.pt) and, with `spectrum`, the Jacobian
+    spectrum of the method's field there (summary in run.json, eigenvalues in spectrum.csv).
     """
     cell = resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=overrides)
     torch_device = pick_device(device)
@@ -211,18 +221,20 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
         "steps_planned": cell.steps, "config": cell.config, "status": "completed", "metrics": {},
         "timing": {"wall_seconds": 0.0, "steps": 0, "steps_per_second": None},
         "device": str(torch_device) if torch_device.type != "cuda" else torch.cuda.get_device_name(torch_device),
-        "versions": versions(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": versions(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data": {},
     }
     curve: list[dict[str, float]] = []
     game = None
     began = time.perf_counter()
     try:
         game = cell.task.build(cell.task_params, cell.seed, torch_device)
+        record["data"] = cell.task.provenance(cell.task_params)
         train(cell, game, torch_device, record, curve, progress)
     except Diverged:
         record["status"] = "diverged"
     except KeyboardInterrupt:
-        record["status"], record["error"] = "failed", "interrupted by the user"
+        record["status"] = "failed"
+        record["error"] = f"interrupted (Ctrl-C or SIGTERM); last evaluated at step {record['timing']['steps']}"
         _write(directory, record, curve, cell, None)
         raise
     except Exception as error:  # a failed run is data: record it, do not lose it
@@ -238,12 +250,32 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
         record["metrics"] = {k: v for k, v in curve[-1].items() if k not in ("step", "wall_seconds")}
     if curve:
         record["metrics"].update(cell.task.summarize(curve, cell.task_params))
-    _write(directory, record, curve, cell, game if record["status"] != "failed" else None)
+    eigenvalues = None
+    if spectrum and record["status"] != "failed":
+        record["spectrum"], eigenvalues = _spectrum(cell, game)
+    _write(directory, record, curve, cell, game if record["status"] != "failed" else None, eigenvalues)
     record["path"] = str(directory)
     return record
 
 
-def _write(directory: Path, record: dict, curve: list, cell: Cell, game) -> None:
+def _spectrum(cell: Cell, game) -> tuple[dict[str, Any], list[dict[str, float]] | None]:
+    """The spectrum at the final parameters: its summary (or why there is none) and its eigenvalues."""
+    parameters = [p.detach().flatten() for p in (*game.discriminator.parameters(), *game.generator.parameters())]
+    if not torch.isfinite(torch.cat(parameters)).all():
+        return {"error": "the final parameters are not finite"}, None
+    if len(torch.cat(parameters)) > DENSE_LIMIT:
+        # Arnoldi on tens of thousands of parameters takes minutes to hours: too much to add to every
+        # run of a sweep. The record says how to get it.
+        return {"skipped": f"{len(torch.cat(parameters))} parameters, above the {DENSE_LIMIT} of a dense "
+                           "Jacobian; run `stabench spectrum --at RUN_DIR`"}, None
+    try:
+        result = game_spectrum(cell, game)
+    except Exception as error:  # the analysis failing must not lose the run it analyses
+        return {"error": f"{type(error).__name__}: {error}"}, None
+    return result.summary, result.rows()
+
+
+def _write(directory: Path, record: dict, curve: list, cell: Cell, game, eigenvalues=None) -> None:
     def fill(folder: Path):
         (folder / "run.json").write_text(to_json(record) + "\n")
         if curve:
@@ -251,7 +283,16 @@ def _write(directory: Path, record: dict, curve: list, cell: Cell, game) -> None
                 writer = csv.DictWriter(handle, fieldnames=list(curve[0]))
                 writer.writeheader()
                 writer.writerows(curve)
+        if eigenvalues:
+            with open(folder / "spectrum.csv", "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=["real", "imag"])
+                writer.writeheader()
+                writer.writerows(eigenvalues)
         if game is not None:
+            state = {"discriminator": game.discriminator.state_dict(), "generator": game.generator.state_dict()}
+            if game.d_optimizer is not None:  # unrolled GANs' field depends on D's optimizer state
+                state["d_optimizer"] = game.d_optimizer.state_dict()
+            torch.save(state, folder / "state.pt")
             title = f"{cell.method.name} on {cell.task.name}, seed {cell.seed}, step {record['timing']['steps']}"
             generator = torch.Generator().manual_seed(cell.seed + EVAL_SEED_OFFSET)
             cell.task.save_samples(game, cell.task_params, folder / "samples.png", generator, title)

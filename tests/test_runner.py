@@ -1,6 +1,9 @@
 import csv
 import json
 import math
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,26 @@ def test_undefined_metrics_are_null_in_strict_json():
     text = to_json({"metrics": {"kl": math.nan, "modes_captured": 0, "curve": [math.inf, 1.5]}})
     assert json.loads(text) == {"metrics": {"kl": None, "modes_captured": 0, "curve": [None, 1.5]}}
     assert "NaN" not in text and "Infinity" not in text
+
+
+def test_a_run_stopped_by_sigterm_is_recorded_as_interrupted(tmp_path):
+    command = [sys.executable, "-m", "stabench", "run", "--method", "vanilla", "--task", "mog", "--steps", "100000",
+               "--no-spectrum", "--out", str(tmp_path), "--set", "batch_size=16", "--set", "latent_dim=4"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    while b"%|" not in seen:  # the progress bar is drawn: training has started
+        seen += process.stderr.read(1)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    assert process.returncode != 0
+    (record_file,) = tmp_path.glob("mog/vanilla/*/run.json")
+    record = json.loads(record_file.read_text())
+    assert record["status"] == "failed"
+    assert record["error"].startswith("interrupted (Ctrl-C or SIGTERM)")
+
+
+def test_a_large_game_skips_the_end_of_run_spectrum_and_says_how_to_get_it(tmp_path):
+    record = stabench.run("vanilla", "mog", budget="smoke", steps=1, out=tmp_path, progress=False)
+    assert record["status"] == "completed"
+    assert "stabench spectrum --at RUN_DIR" in record["spectrum"]["skipped"]
+    assert not (Path(record["path"]) / "spectrum.csv").exists()

@@ -1,13 +1,14 @@
 """What a task is: data, default networks, training settings, budgets and metrics."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
 
-from stabench.game import Game
+from stabench.game import Batch, Game, Point
 
 
 @dataclass
@@ -24,10 +25,12 @@ class TaskParams:
 
 @dataclass(frozen=True)
 class Budget:
-    """How long a run trains (G steps) and how often it is evaluated."""
+    """How long a run trains (G steps), how often it is evaluated, and task settings that come with
+    it (a smaller evaluation sample for `smoke`, say); `--set` still overrides those."""
 
     steps: int
     eval_every: int
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Task:
@@ -55,6 +58,21 @@ class Task:
     def build(self, params, seed: int, device: torch.device) -> Game:
         """The networks (initialised from `seed`) and seeded samplers on `device`."""
         raise NotImplementedError
+
+    def equilibrium(self, game: Game, params, generator: torch.Generator) -> tuple[Point, Batch] | None:
+        """A known equilibrium, in the dtype and on the device of `game`'s networks, and an evaluation
+        batch (drawn with `generator`) on which it is exact: its generated samples equal the real ones,
+        so the field is zero there. None when no equilibrium is known."""
+        return None
+
+    def describe(self, params) -> dict[str, Any]:
+        """The task hyperparameters as plain data for reports; values encoded in strings come parsed."""
+        return dataclasses.asdict(params)
+
+    def provenance(self, params) -> dict[str, Any]:
+        """Facts behind the metrics that are not hyperparameters (which copy of a data set, how many
+        samples, a classifier's accuracy), for the run record's `data`; called after `build`."""
+        return {}
 
     def evaluate(self, game: Game, params, generator: torch.Generator) -> dict[str, float]:
         """Flat metrics of the current generator, drawn with `generator`."""

@@ -71,7 +71,13 @@ class MixtureOfGaussians(Task):
     }
 
     def defaults(self, method_name):
-        return {"gradreg": {"eta": 0.5}}.get(method_name, {})
+        return {
+            "gradreg": {"eta": 0.5},
+            # the original WGAN recipe
+            "wgan": {"optimizer": "rmsprop", "lr": 5e-5, "clip": 0.01, "n_critic": 5},
+            # the 8-Gaussians toy of the WGAN-GP reference code
+            "wgan-gp": {"gp_weight": 0.1, "n_critic": 5, "beta1": 0.5, "beta2": 0.9},
+        }.get(method_name, {})
 
     def build(self, params, seed, device):
         init = torch.Generator().manual_seed(seed)

@@ -1,0 +1,80 @@
+"""Wasserstein GANs: weight clipping (Arjovsky et al. 2017) and the gradient penalty (Gulrajani et al. 2017)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from stabench.game import Game, Params
+from stabench.methods.base import Method, MethodParams
+
+
+@dataclass
+class CriticParams(MethodParams):
+    n_critic: int = 5
+
+
+@dataclass
+class WGANParams(CriticParams):
+    clip: float = 0.01  # clip every D parameter to [-clip, clip] after each D step; 0 turns it off
+
+
+@dataclass
+class WGANGPParams(CriticParams):
+    gp_weight: float = 10.0  # λ of the gradient penalty
+
+
+class Critic(Method):
+    """V with f(t) = t: D (the critic) ascends E D(x) - E D(G(z)), G descends it."""
+
+    Params = CriticParams
+
+    def loss(self, params) -> str:
+        return "wgan"
+
+    def g_direction(self, game, point, batch, params):
+        return game.gradient(game.value(point, batch, self.loss(params)), point.g)
+
+
+class WGAN(Critic):
+    """The original WGAN: a critic kept (roughly) Lipschitz by clipping its weights."""
+
+    Params = WGANParams
+
+    def constrain(self, game, params):
+        if params.clip > 0:
+            with torch.no_grad():
+                for parameter in game.discriminator.parameters():
+                    parameter.clamp_(-params.clip, params.clip)
+
+
+def interpolation_weights(generator: torch.Generator, real: Tensor) -> Tensor:
+    """α ~ U[0, 1], one per sample, shaped to broadcast over a sample's dimensions."""
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    return torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+
+
+def gradient_penalty(game: Game, d: Params, real: Tensor, fake: Tensor, alpha: Tensor) -> Tensor:
+    """E (‖∇_x D(x̂)‖₂ - 1)² over x̂ = α x + (1 - α) G(z), the norm taken per sample.
+
+    The input gradient keeps its graph: the penalty is differentiated again, with respect to D.
+    """
+    mixed = alpha * real + (1 - alpha) * fake
+    if not mixed.requires_grad:  # real and fake both constant: x̂ still needs a gradient of its own
+        mixed.requires_grad_(True)
+    input_gradient = game.gradient(game.discriminate(d, mixed).sum(), {"x": mixed}, create_graph=True)["x"]
+    return ((input_gradient.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+class WGANGP(Critic):
+    """WGAN-GP: the critic descends -V + λ E(‖∇_x D(x̂)‖₂ - 1)² on per-sample interpolates x̂."""
+
+    Params = WGANGPParams
+
+    def d_direction(self, game, point, batch, params):
+        fake = game.generate(point.g, batch.latent)
+        value = game.value_of_samples(point.d, batch.real, fake, self.loss(params))
+        alpha = interpolation_weights(game.noise, batch.real)
+        penalty = gradient_penalty(game, point.d, batch.real, fake, alpha)
+        return game.gradient(params.gp_weight * penalty - value, point.d)

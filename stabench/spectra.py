@@ -1,0 +1,400 @@
+"""Jacobian spectra of a method's field at a parameter point, and the field's trajectories.
+
+Simultaneous gradient steps follow h(θ) = -(g_D, g_G), θ ← θ + αh(θ); the paper's stability analysis
+linearises h: J = ∂h/∂θ. J is taken with torch.autograd, as the fields are (`Game.differentiable`
+keeps the graph of every gradient a method takes), in float64 on a copy of the networks and on a
+fixed evaluation batch: the task's exact batch where it knows an equilibrium (h = 0 there to machine
+precision), else `batch_size` samples from a game built with seed + SPECTRUM_SEED_OFFSET.
+
+Up to `dense_limit` parameters: every eigenvalue of the dense J, built row by row from
+vector-Jacobian products. Above: the k eigenvalues of largest real part and the k of largest
+modulus, by Arnoldi (scipy's `eigs`) on Jacobian-vector products (the double-vjp trick:
+Jv = ∂/∂u [(Jᵀu)·v]); J is never formed. For a ReLU network h is only piecewise smooth, and J is
+its derivative on the piece the point lies in.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs
+
+from stabench.errors import StabenchError
+from stabench.game import Batch, Game, Point
+from stabench.hyperparams import field_types
+from stabench.tasks import TASKS
+
+if TYPE_CHECKING:
+    from stabench.runner import Cell
+
+DENSE_LIMIT = 2000  # parameters; a dense J of this size takes as many backward passes
+DEFAULT_K = 20
+ZERO_TOLERANCE = 1e-6  # |λ| ≤ ZERO_TOLERANCE · max(1, spectral radius) counts as a zero eigenvalue
+# ARPACK's stopping rule: residual ≤ tolerance · |λ|. Much tighter and the eigenvalues nearest zero (a
+# network's J has a large null space) never converge.
+ARNOLDI_TOLERANCE = 1e-8
+# Implicit restarts per search, each about ncv - k products: bounds the time; past it, what converged is kept.
+ARNOLDI_MAX_RESTARTS = 30
+# The Krylov basis: 5k vectors converge the rightmost eigenvalues of the `mog` J in a third of the
+# products of ARPACK's default 2k+1 (270 against 421 and not converged); capped at this many bytes.
+ARNOLDI_BASIS_BYTES = 2**30
+SPECTRUM_SEED_OFFSET = 30_011  # the evaluation batch's own stream (runner.py has the others)
+
+
+class NotDifferentiable(StabenchError):
+    """The Jacobian has non-finite entries: the field is not differentiable at the point."""
+
+    def __init__(self, method_name: str):
+        super().__init__(f"the Jacobian of `{method_name}`'s field is not finite at this point "
+                         "(the field is not differentiable there)")
+
+
+def analysis_copy(game: Game, dtype: torch.dtype = torch.float64) -> Game:
+    """The game with its networks (and D's optimizer, which unrolled GANs replay) copied to `dtype`,
+    keeping the graph of every gradient; the live game is untouched."""
+    discriminator = copy.deepcopy(game.discriminator).to(dtype)
+    optimizer = None
+    if game.d_optimizer is not None:
+        optimizer = type(game.d_optimizer)(discriminator.parameters(), **game.d_optimizer.defaults)
+        optimizer.load_state_dict(game.d_optimizer.state_dict())  # casts the state to `dtype`
+    return dataclasses.replace(game, discriminator=discriminator, generator=copy.deepcopy(game.generator).to(dtype),
+                               d_optimizer=optimizer, differentiable=True)
+
+
+class FieldMap:
+    """h(θ) = -(g_D, g_G) of one method on one batch, as a function of one flat vector θ (D's parameters first)."""
+
+    def __init__(self, method, method_params, game: Game, batch: Batch):
+        self.method, self.method_params, self.game, self.batch = method, method_params, game, batch
+        live = game.point()
+        self.d_shapes = {name: p.shape for name, p in live.d.items()}
+        self.g_shapes = {name: p.shape for name, p in live.g.items()}
+        self.sizes = [math.prod(shape) for shape in (*self.d_shapes.values(), *self.g_shapes.values())]
+
+    @property
+    def size(self) -> int:
+        return sum(self.sizes)
+
+    def flatten(self, point: Point) -> torch.Tensor:
+        parts = [point.d[name] for name in self.d_shapes] + [point.g[name] for name in self.g_shapes]
+        return torch.cat([part.detach().reshape(-1) for part in parts])
+
+    def leaves(self, theta: torch.Tensor) -> list[torch.Tensor]:
+        """θ as one tensor per parameter, each a leaf requiring grad.
+
+        Separate leaves rather than views of θ: gradients then need no θ-sized zero-filled buffers
+        per parameter (a fifth of the time of a Jacobian-vector product on the `mog` networks).
+        """
+        shapes = [*self.d_shapes.values(), *self.g_shapes.values()]
+        return [piece.detach().clone().view(shape).requires_grad_(True)
+                for piece, shape in zip(theta.split(self.sizes), shapes)]
+
+    def __call__(self, leaves: list[torch.Tensor]) -> torch.Tensor:
+        """h, flat, at the point `leaves` (from `self.leaves`)."""
+        n_d = len(self.d_shapes)
+        point = Point(dict(zip(self.d_shapes, leaves[:n_d])), dict(zip(self.g_shapes, leaves[n_d:])))
+        field = self.method.field(self.game, point, self.batch, self.method_params)
+        return -torch.cat([field.d[name].reshape(-1) for name in self.d_shapes]
+                          + [field.g[name].reshape(-1) for name in self.g_shapes])
+
+    def at(self, theta: torch.Tensor) -> torch.Tensor:
+        """h at θ, detached."""
+        return self(self.leaves(theta)).detach()
+
+
+def _flat_gradient(output, leaves, grad_output, **options) -> torch.Tensor:
+    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(output, leaves, grad_output, materialize_grads=True,
+                                                                 **options)])
+
+
+def dense_jacobian(field_map: FieldMap, theta: torch.Tensor) -> torch.Tensor:
+    """J = ∂h/∂θ at θ, one row per vector-Jacobian product."""
+    leaves = field_map.leaves(theta)
+    h = field_map(leaves)
+    return torch.stack([_flat_gradient(h, leaves, unit, retain_graph=True)
+                        for unit in torch.eye(len(h), dtype=h.dtype, device=h.device)])
+
+
+def jacobian_operator(field_map: FieldMap, theta: torch.Tensor) -> LinearOperator:
+    """v ↦ Jv at θ without forming J: h and Jᵀu are built once, each product is one backward pass."""
+    leaves = field_map.leaves(theta)
+    h = field_map(leaves)
+    u = torch.zeros_like(h, requires_grad=True)
+    transposed = _flat_gradient(h, leaves, u, create_graph=True)  # Jᵀu, linear in u
+
+    def matvec(v):
+        tangent = torch.as_tensor(np.ravel(v), dtype=h.dtype, device=h.device)
+        (product,) = torch.autograd.grad(transposed, u, tangent, retain_graph=True)
+        if not torch.isfinite(product).all():
+            raise NotDifferentiable(field_map.method.name)
+        return product.cpu().numpy()
+
+    return LinearOperator((len(h), len(h)), matvec=matvec, dtype=np.float64)
+
+
+def arnoldi_eigenvalues(operator: LinearOperator, k: int, seed: int = 0,
+                        max_restarts: int = ARNOLDI_MAX_RESTARTS) -> tuple[np.ndarray, bool]:
+    """The k eigenvalues of largest real part and the k of largest modulus (duplicates dropped), and
+    whether both searches converged within `max_restarts`; if not, the eigenvalues that did."""
+    size = operator.shape[0]
+    start = np.random.default_rng(seed).standard_normal(size)  # ARPACK's own start is random
+    basis = min(size - 1, max(2 * k + 1, min(5 * k, ARNOLDI_BASIS_BYTES // (8 * size))))
+    found, converged = {}, True
+    for which in ("LR", "LM"):
+        try:
+            found[which] = eigs(operator, k=k, which=which, v0=start, ncv=basis, tol=ARNOLDI_TOLERANCE,
+                                maxiter=max_restarts, return_eigenvectors=False)
+        except ArpackNoConvergence as partial:
+            found[which], converged = partial.eigenvalues, False
+    rightmost, largest = found["LR"], found["LM"]
+    unmatched = list(rightmost)  # an eigenvalue found by both searches is kept once, a repeated one twice
+    merged = list(rightmost)
+    for value in largest:
+        twin = next((i for i, other in enumerate(unmatched) if abs(value - other) <= 1e-8 * max(1.0, abs(value))), None)
+        if twin is None:
+            merged.append(value)
+        else:
+            del unmatched[twin]
+    return np.array(merged, dtype=complex), converged
+
+
+def by_real_part(eigenvalues: np.ndarray) -> np.ndarray:
+    """Sorted by real part, largest first, then by imaginary part (a conjugate pair stays together)."""
+    return eigenvalues[np.lexsort((-eigenvalues.imag, -eigenvalues.real))]
+
+
+def summarize(eigenvalues: np.ndarray, complete: bool) -> dict[str, Any]:
+    """max_real (over eigenvalues that are not zero), n_positive (Re λ above the zero tolerance),
+    n_zero (|λ| within it), spectral_radius, max_imag. With `complete` false (Arnoldi) the counts
+    and max_imag cover only the eigenvalues found, and are lower bounds."""
+    radius = float(np.abs(eigenvalues).max()) if len(eigenvalues) else 0.0
+    tolerance = ZERO_TOLERANCE * max(1.0, radius)
+    nonzero = eigenvalues[np.abs(eigenvalues) > tolerance]
+    return {
+        "max_real": float(nonzero.real.max()) if len(nonzero) else None,
+        "n_positive": int((eigenvalues.real > tolerance).sum()),
+        "n_zero": int((np.abs(eigenvalues) <= tolerance).sum()),
+        "spectral_radius": radius,
+        "max_imag": float(np.abs(eigenvalues.imag).max()) if len(eigenvalues) else 0.0,
+        "zero_tolerance": tolerance,
+        "n_eigenvalues": len(eigenvalues),
+        "complete": complete,
+    }
+
+
+@dataclass
+class Spectrum:
+    """Eigenvalues of J at one point (sorted by real part), how they were found, and |h| there."""
+
+    eigenvalues: np.ndarray
+    solver: str  # "dense" or "arnoldi"
+    n_parameters: int
+    field_norm: float  # ‖h‖ at the point: zero at an equilibrium
+    seconds: float
+
+    converged: bool = True  # Arnoldi: both searches converged (else the eigenvalues that did)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return {**summarize(self.eigenvalues, complete=self.solver == "dense"), "solver": self.solver,
+                "converged": self.converged, "n_parameters": self.n_parameters, "field_norm": self.field_norm,
+                "seconds": self.seconds}
+
+    def rows(self) -> list[dict[str, float]]:
+        """One row per eigenvalue, for spectrum.csv."""
+        return [{"real": float(value.real), "imag": float(value.imag)} for value in self.eigenvalues]
+
+
+def evaluation_batch(cell: Cell, game: Game) -> tuple[Point | None, Batch]:
+    """The task's equilibrium (None if unknown) and the fixed batch spectra are evaluated on, in `game`'s dtype."""
+    generator = torch.Generator().manual_seed(cell.seed + SPECTRUM_SEED_OFFSET)
+    known = cell.task.equilibrium(game, cell.task_params, generator)
+    if known is not None:
+        return known
+    parameter = next(game.generator.parameters())
+    sampler = cell.task.build(cell.task_params, cell.seed + SPECTRUM_SEED_OFFSET, parameter.device)
+    batch = sampler.sample_batch(cell.task_params.batch_size)
+    return None, Batch(batch.real.to(parameter.dtype), batch.latent.to(parameter.dtype))
+
+
+def game_spectrum(cell: Cell, game: Game, *, at_equilibrium: bool = False, k: int = DEFAULT_K,
+                  dense_limit: int = DENSE_LIMIT) -> Spectrum:
+    """The spectrum of `cell.method`'s field at `game`'s parameters, or at the task's known equilibrium."""
+    started = time.perf_counter()
+    analysed = analysis_copy(game)
+    equilibrium, batch = evaluation_batch(cell, analysed)
+    if at_equilibrium and equilibrium is None:
+        raise StabenchError(f"task `{cell.task.name}` has no known equilibrium; use `--at init` or a run directory")
+    field_map = FieldMap(cell.method, cell.method_params, analysed, batch)
+    theta = field_map.flatten(equilibrium if at_equilibrium else analysed.point())
+    field_norm = float(field_map.at(theta).norm())
+    if field_map.size <= dense_limit or k >= field_map.size - 1:
+        jacobian = dense_jacobian(field_map, theta).cpu().numpy()
+        if not np.isfinite(jacobian).all():
+            raise NotDifferentiable(cell.method.name)
+        eigenvalues, solver, converged = np.linalg.eigvals(jacobian), "dense", True
+    else:
+        eigenvalues, converged = arnoldi_eigenvalues(jacobian_operator(field_map, theta), k, seed=cell.seed)
+        solver = "arnoldi"
+    return Spectrum(by_real_part(eigenvalues), solver, field_map.size, field_norm, time.perf_counter() - started,
+                    converged)
+
+
+def load_run(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run record's run.json and its final parameters (state.pt), or a one-line error."""
+    directory = Path(directory)
+    if not (directory / "run.json").is_file():
+        raise StabenchError(f"`{directory}` is not a run record (no run.json); pass equilibrium, init or a run folder")
+    try:
+        record = json.loads((directory / "run.json").read_text())
+    except json.JSONDecodeError as error:
+        raise StabenchError(f"`{directory / 'run.json'}` is corrupt: {error}") from None
+    missing = [key for key in ("method", "task", "seed", "config") if key not in record]
+    if missing:
+        raise StabenchError(f"`{directory / 'run.json'}` is corrupt: it has no {', '.join(missing)}")
+    if not (directory / "state.pt").is_file():
+        raise StabenchError(f"run `{directory}` has no state.pt (recorded before final parameters were saved)")
+    try:
+        state = torch.load(directory / "state.pt", weights_only=True, map_location="cpu")
+    except Exception as error:  # unpickling reports corruption in many ways
+        raise StabenchError(f"`{directory / 'state.pt'}` cannot be read: {error}") from None
+    return record, state
+
+
+def analyse(method: str | None, task: str | None, at: str, *, seed: int = 0, overrides: dict | None = None,
+            k: int = DEFAULT_K, device: str = "cpu") -> dict[str, Any]:
+    """The spectrum report behind `stabench spectrum`: at `equilibrium`, `init` or a run folder.
+
+    For a run folder the task, seed and task hyperparameters come from its record, and the method too
+    unless another is named (then only the record's task hyperparameters are kept).
+    """
+    from stabench.runner import make_optimizer, pick_device, resolve
+
+    overrides = dict(overrides or {})
+    state = None
+    if at not in ("equilibrium", "init"):
+        record, state = load_run(at)
+        if task is not None and task != record["task"]:
+            raise StabenchError(f"the run at `{at}` is on task `{record['task']}`, not `{task}`")
+        task, seed = record["task"], record["seed"]
+        config = record["config"]
+        if method is not None and method != record["method"]:
+            task_keys = field_types(TASKS.get(task).Params)
+            config = {key: value for key, value in config.items() if key in task_keys}
+        method = method or record["method"]
+        overrides = {**config, **overrides}
+    if method is None or task is None:
+        raise StabenchError("name `--method` and `--task` (only a run folder supplies them)")
+    if k < 1:
+        raise StabenchError(f"`--k` must be at least 1, got {k}")
+    cell = resolve(method, task, seed=seed, overrides=overrides)
+    game = cell.task.build(cell.task_params, cell.seed, pick_device(device))
+    game.d_optimizer = make_optimizer(game.discriminator.parameters(), cell.task_params)
+    if state is not None:
+        try:
+            game.discriminator.load_state_dict(state["discriminator"])
+            game.generator.load_state_dict(state["generator"])
+            if "d_optimizer" in state:
+                game.d_optimizer.load_state_dict(state["d_optimizer"])
+        except (KeyError, ValueError, RuntimeError) as error:
+            raise StabenchError(f"`{at}/state.pt` does not fit task `{task}`: {str(error).splitlines()[0]}") from None
+    spectrum = game_spectrum(cell, game, at_equilibrium=at == "equilibrium", k=k)
+    return {
+        "method": cell.method.name, "task": cell.task.name, "at": at, "seed": cell.seed,
+        "config": cell.config, "task_params": cell.task.describe(cell.task_params),
+        "summary": spectrum.summary,
+        "eigenvalues": [[float(value.real), float(value.imag)] for value in spectrum.eigenvalues],
+    }
+
+
+def trajectory(field_map: FieldMap, start: torch.Tensor, step_size: float, steps: int) -> torch.Tensor:
+    """The points visited by simultaneous gradient steps θ ← θ + αh(θ) from `start`: (steps + 1) × n."""
+    points = [start.detach()]
+    for _ in range(steps):
+        points.append(points[-1] + step_size * field_map.at(points[-1]))
+    return torch.stack(points)
+
+
+@dataclass
+class PhasePanel:
+    """The field of a two-parameter game on a grid, and gradient-step trajectories, ready to draw."""
+
+    title: str
+    labels: tuple[str, str]  # D's parameter (horizontal), G's (vertical)
+    d_axis: np.ndarray
+    g_axis: np.ndarray
+    field: np.ndarray  # 2 × len(g_axis) × len(d_axis): h_D and h_G at every grid point
+    trajectories: list[np.ndarray]
+    equilibrium: tuple[float, float] | None
+    step_size: float
+
+
+def phase_panel(cell: Cell, title: str, *, span: float = 1.0, resolution: int = 21, step_size: float = 0.01,
+                steps: int = 3000) -> PhasePanel:
+    """The field of `cell.method` on a game with one scalar parameter per player (like `lq1d`), on the
+    square of half-width `span` around the known equilibrium (else the initial point), with the
+    trajectories of two gradient-step runs started inside it."""
+    game = analysis_copy(cell.task.build(cell.task_params, cell.seed, torch.device("cpu")))
+    equilibrium, batch = evaluation_batch(cell, game)
+    field_map = FieldMap(cell.method, cell.method_params, game, batch)
+    if field_map.sizes != [1, 1] or len(field_map.d_shapes) != 1:
+        raise StabenchError(f"a phase portrait needs one scalar parameter per player (like `lq1d`); "
+                            f"`{cell.task.name}` has {field_map.size} parameters")
+    centre = field_map.flatten(equilibrium if equilibrium is not None else game.point())
+    d_axis = np.linspace(centre[0].item() - span, centre[0].item() + span, resolution)
+    g_axis = np.linspace(centre[1].item() - span, centre[1].item() + span, resolution)
+    field = np.zeros((2, resolution, resolution))
+    for row, g_value in enumerate(g_axis):
+        for column, d_value in enumerate(d_axis):
+            theta = torch.tensor([d_value, g_value], dtype=centre.dtype)
+            field[:, row, column] = field_map.at(theta).numpy()
+    starts = [centre + span * torch.tensor(offset, dtype=centre.dtype) for offset in ((0.0, -0.25), (-0.5, 0.5))]
+    return PhasePanel(
+        title=title, labels=(*field_map.d_shapes, *field_map.g_shapes), d_axis=d_axis, g_axis=g_axis, field=field,
+        trajectories=[trajectory(field_map, start, step_size, steps).numpy() for start in starts],
+        equilibrium=tuple(centre.tolist()) if equilibrium is not None else None, step_size=step_size,
+    )
+
+
+FIGURE_3 = [(loss, eta) for loss in ("gan", "wgan") for eta in (0.0, 0.25, 0.5, 1.0)]
+
+
+def phase(task: str, method: str | None, path: str | Path, *, overrides: dict | None = None, seed: int = 0,
+          grid: bool = False, steps: int = 3000) -> Path:
+    """Draw the phase portrait behind `stabench phase` into the PNG `path`.
+
+    With `grid`, the paper's Figure 3: `gradreg` with the GAN and the WGAN loss (rows) and
+    η ∈ {0, 0.25, 0.5, 1} (columns); η = 0 is the plain GAN and WGAN field. `overrides` apply to every panel.
+    """
+    from stabench.plots import phase_portraits
+    from stabench.runner import resolve
+
+    overrides = dict(overrides or {})
+    if steps < 0:
+        raise StabenchError(f"`--steps` must be at least 0, got {steps}")
+    if grid:
+        if method not in (None, "gradreg"):
+            raise StabenchError("`--grid` draws `gradreg` with both losses and four values of eta; leave out `--method`")
+        taken = sorted({"eta", "loss"} & set(overrides))
+        if taken:
+            raise StabenchError(f"`--grid` sets {' and '.join(taken)} itself; leave {'them' if len(taken) > 1 else 'it'} out")
+        cells = [(resolve("gradreg", task, seed=seed, overrides={**overrides, "loss": loss, "eta": eta}),
+                  f"{loss.upper()}, η = {eta:g}") for loss, eta in FIGURE_3]
+        columns = 4
+    else:
+        if method is None:
+            raise StabenchError("name `--method` (or draw the paper's whole figure with `--grid`)")
+        cell = resolve(method, task, seed=seed, overrides=overrides)
+        shown = ", ".join(f"{key}={value}" for key, value in overrides.items())
+        cells, columns = [(cell, f"{cell.method.name}" + (f", {shown}" if shown else ""))], 1
+    panels = [phase_panel(cell, title, steps=steps) for cell, title in cells]
+    phase_portraits(panels, Path(path), columns)
+    return Path(path)

