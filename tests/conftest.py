@@ -1,4 +1,5 @@
 import pytest
+import torch
 from click.testing import CliRunner
 
 from stabench.cli import cli
@@ -15,3 +16,12 @@ def invoke(tmp_path):
         return CliRunner().invoke(cli, args, catch_exceptions=False)
 
     return call
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: threads only contend with each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

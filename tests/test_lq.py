@@ -17,13 +17,7 @@ from stabench.tasks.lq import LqParams, chebyshev_quadrature, data_distribution,
 DERIVATIVES = {"gan": (0.5, -0.25), "wgan": (1.0, 0.0)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only contend with each other (the machine runs training too)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tool_jacobian(method, task, overrides):

@@ -22,13 +22,7 @@ MOG_TINY = {"batch_size": 32, "latent_dim": 4, "hidden": 8}  # 163 parameters
 MOG_SMALL = {"batch_size": 64, "latent_dim": 8, "hidden": 12}  # 339 parameters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only contend with each other (the machine runs training too)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_summary_counts_with_the_stated_tolerance():
