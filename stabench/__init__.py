@@ -12,6 +12,13 @@ get_method = METHODS.get
 get_task = TASKS.get
 
 
+def load_runs(path):
+    """Every run record under `path` as one tidy DataFrame; see `stabench.table.load_runs`."""
+    from stabench.table import load_runs as load
+
+    return load(path)
+
+
 def run(method, task, **options):
     """Train one (method, task, seed) cell and write its record; see `stabench.runner.run`."""
     from stabench.runner import run as run_cell
@@ -21,5 +28,5 @@ def run(method, task, **options):
 
 __all__ = [
     "Batch", "Budget", "Field", "Game", "Method", "MethodParams", "Point", "Schedule", "StabenchError",
-    "Task", "TaskParams", "get_method", "get_task", "register_method", "register_task", "run",
+    "Task", "TaskParams", "get_method", "get_task", "load_runs", "register_method", "register_task", "run",
 ]

@@ -91,6 +91,74 @@ def summary(record: dict) -> str:
     return "\n".join(lines)
 
 
+@cli.command()
+@click.option("--methods", default="all", show_default=True, help="Comma-separated methods, or all.")
+@click.option("--tasks", default="all", show_default=True, help="Comma-separated tasks, or all.")
+@click.option("--seeds", default="0-2", show_default=True, help="A range (0-4) or a list (0,2,7).")
+@click.option("--budget", default="quick", show_default=True, help="smoke, quick or paper.")
+@click.option("--steps", type=int, default=None, help="Override every budget's number of G steps.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override a hyperparameter in every cell that declares it; repeatable.")
+@click.option("--workers", type=int, default=None, help="Local worker processes [default: one per core].")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", default=None, help="Ray: the cluster to join [default: start a local one].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--out", default="results/runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--no-spectrum", is_flag=True, help="Skip the Jacobian spectrum at the end of each run.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@plugin_option
+def sweep(methods, tasks, seeds, budget, steps, assignments, workers, backend, address, device, out, no_spectrum,
+          quiet, plugins):
+    """Run every (method, task, seed) cell; finished cells under --out are skipped, so a rerun resumes."""
+    from stabench import sweep as sweeps
+
+    load_plugins(plugins)
+    if workers is not None and workers < 1:
+        raise StabenchError(f"`--workers` must be at least 1, got {workers}")
+    cells = sweeps.plan(sweeps.parse_names(methods, METHODS), sweeps.parse_names(tasks, TASKS),
+                        sweeps.parse_seeds(seeds), budget=budget, steps=steps,
+                        overrides=parse_assignments(assignments), out=out)
+    try:
+        report = sweeps.sweep(cells, workers=workers, backend=backend, address=address, plugins=plugins,
+                              device=device, spectrum=not no_spectrum, progress=not quiet)
+    except KeyboardInterrupt:
+        click.echo("stabench: sweep interrupted; run the same command again to resume", err=True)
+        sys.exit(130)
+    for cell, error in report.failures:
+        click.echo(f"failed: {cell.method} on {cell.task}, seed {cell.seed}: {error}", err=True)
+    click.echo(f"{len(cells)} cells: {report.line()}; records under {out}")
+    if report.counts["failed"]:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--results", default="results/runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of run records (searched recursively).")
+@click.option("--task", default=None, help="One task [default: every task with runs].")
+@click.option("--metric", "metrics", multiple=True, help="Metrics to show [default: the task's]; repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "html", "latex"]), default="md", show_default=True)
+def table(results, task, metrics, fmt):
+    """Leaderboard per task: mean and 95% bootstrap interval over seeds, best method marked."""
+    from stabench.table import load_runs, render
+
+    click.echo(render(load_runs(results), task, list(metrics) or None, fmt), nl=False)
+
+
+@cli.command()
+@click.option("--results", default="results/runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of run records (searched recursively).")
+@click.option("--to", "destination", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Where LEADERBOARD.md, leaderboard.csv and figures/ go.")
+@click.option("--command", "command", default=None,
+              help="The command that made the runs, quoted in LEADERBOARD.md.")
+def publish(results, destination, command):
+    """Write the leaderboard (markdown and csv) and its figures."""
+    from stabench.publish import publish as write_leaderboard
+
+    for path in write_leaderboard(results, destination, command=command):
+        click.echo(f"wrote {path}")
+
+
 @cli.command(name="list")
 @click.argument("what", type=click.Choice(["methods", "tasks"]))
 @click.option("--task", default=None, help="With `methods`: show the defaults that apply on this task.")

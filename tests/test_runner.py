@@ -10,6 +10,7 @@ import pytest
 
 import stabench
 from stabench.store import to_json
+from stabench import runner
 
 TINY = {"batch_size": 32, "latent_dim": 8, "hidden": 16}
 
@@ -128,8 +129,20 @@ def test_a_run_stopped_by_sigterm_is_recorded_as_interrupted(tmp_path):
     assert record["error"].startswith("interrupted (Ctrl-C or SIGTERM)")
 
 
-def test_a_large_game_skips_the_end_of_run_spectrum_and_says_how_to_get_it(tmp_path):
-    record = stabench.run("vanilla", "mog", budget="smoke", steps=1, out=tmp_path, progress=False)
+def test_a_large_game_records_a_time_bounded_arnoldi_spectrum(tmp_path):
+    record = stabench.run("vanilla", "mog", budget="smoke", steps=1, out=tmp_path, progress=False,
+                          overrides={"hidden": 48, "latent_dim": 4})
+    summary = record["spectrum"]
+    assert summary["solver"] == "arnoldi" and summary["n_parameters"] > 2000
+    assert summary["n_eigenvalues"] >= 20
+    rows = (Path(record["path"]) / "spectrum.csv").read_text().splitlines()
+    assert rows[0] == "real,imag" and len(rows) == summary["n_eigenvalues"] + 1
+
+
+def test_a_spectrum_that_cannot_fit_its_time_is_skipped_and_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "SPECTRUM_SECONDS", 1e-6)
+    record = stabench.run("vanilla", "mog", budget="smoke", steps=1, out=tmp_path, progress=False,
+                          overrides={"hidden": 48, "latent_dim": 4})
     assert record["status"] == "completed"
-    assert "stabench spectrum --at RUN_DIR" in record["spectrum"]["skipped"]
+    assert "over the 1e-06 s allowed; run `stabench spectrum --at RUN_DIR`" in record["spectrum"]["skipped"]
     assert not (Path(record["path"]) / "spectrum.csv").exists()

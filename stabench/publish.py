@@ -1,0 +1,138 @@
+"""`stabench publish`: the leaderboard as Markdown and CSV, with its figures."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: publishing happens on headless machines
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from stabench.errors import StabenchError  # noqa: E402
+from stabench.table import format_table, groups, leaderboards, load_runs, long_table  # noqa: E402
+
+NOTE = ("Each metric: the mean over seeds [its 95% bootstrap confidence interval]; ↑ larger is better, ↓ smaller "
+        "is better; the best method in bold. `diverged or failed`: the share of runs that went non-finite or "
+        "raised. Failed runs have no metrics; diverged runs are evaluated as they stopped. (k/n): only k of n "
+        "runs have a value. `wall s`: seconds of training, evaluation excluded. Runs of different task versions, "
+        "budgets, step counts or data are never pooled: each such group has its own table.")
+
+
+def _write_text(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)  # a reader sees the old file or the new one, never half of it
+
+
+def _save(figure, path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    figure.savefig(temporary, format="png", dpi=120)
+    plt.close(figure)
+    os.replace(temporary, path)
+
+
+def samples_grid(runs: pd.DataFrame, title: str, path: Path) -> bool:
+    """The final samples.png of each variant's lowest seed, side by side; False when no run has one."""
+    have = runs.loc[[(Path(p) / "samples.png").is_file() for p in runs.path]]
+    firsts = have.sort_values("seed").drop_duplicates("variant").sort_values("variant")
+    if firsts.empty:
+        return False
+    columns = min(len(firsts), 4)
+    rows = -(-len(firsts) // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
+    for axes in grid.flat:
+        axes.set_axis_off()
+    for axes, (_, run) in zip(grid.flat, firsts.iterrows()):
+        axes.imshow(plt.imread(Path(run.path) / "samples.png"))
+        axes.set_title(f"{run.variant}, seed {run.seed} ({run.status})", fontsize=8)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    _save(figure, path)
+    return True
+
+
+def _per_run_plot(runs: pd.DataFrame, name: str, x: str, y: str, draw, labels: tuple[str, str], title: str,
+                  path: Path) -> bool:
+    """`draw(axes, xs, ys, colour, label)` for each run whose csv `name` has columns `x` and `y`, a colour per
+    variant; False when no run has such a file."""
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    drawn = False
+    for index, (variant, rows) in enumerate(runs.groupby("variant")):
+        labelled = False
+        for run_path in rows.sort_values("seed").path:
+            file = Path(run_path) / name
+            table = pd.read_csv(file) if file.is_file() else None
+            if table is not None and {x, y} <= set(table.columns):
+                draw(axes, table[x], table[y], colours[index % len(colours)], None if labelled else variant)
+                drawn = labelled = True
+    if not drawn:
+        plt.close(figure)
+        return False
+    axes.set_xlabel(labels[0])
+    axes.set_ylabel(labels[1])
+    axes.set_title(title, fontsize=9)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    _save(figure, path)
+    return True
+
+
+def spectrum_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
+    """Eigenvalues of each run's final Jacobian (spectrum.csv) in the complex plane, a colour per variant."""
+    def draw(axes, real, imag, colour, label):
+        axes.scatter(real, imag, s=12, alpha=0.6, color=colour, label=label)
+        axes.axvline(0.0, color="black", linewidth=0.6, linestyle="--")  # right of it: locally unstable
+
+    return _per_run_plot(runs, "spectrum.csv", "real", "imag", draw, ("Re λ", "Im λ"), title, path)
+
+
+def modes_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
+    """Modes captured against seconds of training (curve.csv), one line per seed, a colour per variant."""
+    def draw(axes, seconds, modes, colour, label):
+        axes.plot(seconds, modes, color=colour, alpha=0.6, linewidth=1.0, label=label)
+
+    return _per_run_plot(runs, "curve.csv", "wall_seconds", "modes_captured", draw,
+                         ("wall seconds of training", "modes captured"), title, path)
+
+
+FIGURES = [("samples", "final samples", samples_grid), ("spectrum", "eigenvalues of the Jacobian", spectrum_plot),
+           ("modes", "modes captured against wall seconds", modes_plot)]
+
+
+def _seen(runs: pd.DataFrame) -> str:
+    devices = ", ".join(f"{device} ({count} runs)" for device, count in runs.device.value_counts().items())
+    versions = ", ".join(f"{column[len('versions.'):]} {' / '.join(sorted(runs[column].dropna().astype(str).unique()))}"
+                         for column in runs if column.startswith("versions."))
+    return f"Devices: {devices}. Versions: {versions or 'not recorded'}."
+
+
+def publish(results_dir="results/runs", to="results", command: str | None = None) -> list[Path]:
+    """Write `to`/LEADERBOARD.md, `to`/leaderboard.csv (long: a row per group, method and metric) and the
+    figures under `to`/figures/ from the run records under `results_dir`; return the paths written."""
+    runs = load_runs(results_dir)
+    if runs.empty:
+        raise StabenchError(f"no run records under `{results_dir}`; train some with `stabench run` or `stabench sweep`")
+    to = Path(to)
+    (to / "figures").mkdir(parents=True, exist_ok=True)
+    tables = leaderboards(runs)
+    lines = ["# stabench leaderboard", ""]
+    if command:
+        lines += ["Produced by:", "", "```bash", command, "```", ""]
+    lines += [f"{len(runs)} runs from `{results_dir}`. {_seen(runs)}", "", NOTE, ""]
+    written = []
+    for task in sorted(set(runs.task)):
+        for name, group in groups(runs, task).items():
+            lines += [f"## {name}", "", format_table(tables[name], "md"), ""]
+            slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+            for kind, caption, draw in FIGURES:
+                path = to / "figures" / f"{kind}_{slug}.png"
+                if draw(group, f"{name}\n{caption}", path):
+                    written.append(path)
+                    lines += [f"![{caption}](figures/{path.name})", ""]
+    _write_text(to / "LEADERBOARD.md", "\n".join(lines))
+    _write_text(to / "leaderboard.csv", long_table(tables).to_csv(index=False))
+    return [to / "LEADERBOARD.md", to / "leaderboard.csv", *written]

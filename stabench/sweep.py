@@ -1,0 +1,222 @@
+"""Sweeps: one run per (method, task, seed) cell, in local worker processes or as Ray tasks.
+
+A cell whose record under `out` already says `completed` or `diverged` (same run_id, so the same
+method, task, hyperparameters, seed and budget) is skipped: rerunning an interrupted sweep runs only
+what is missing, and a `failed` cell is tried again. Every cell writes its own record, so a cell
+that fails never stops the others.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import multiprocessing
+import os
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from tqdm.auto import tqdm
+
+from stabench.errors import StabenchError
+from stabench.hyperparams import field_types
+from stabench.methods import METHODS
+from stabench.registry import load_plugins
+from stabench.store import run_directory
+from stabench.tasks import TASKS
+
+FINISHED = ("completed", "diverged")  # a rerun would only reproduce these
+
+
+@dataclass(frozen=True)
+class SweepCell:
+    """One (method, task, seed) run of a sweep, with the overrides that apply to it."""
+
+    method: str
+    task: str
+    seed: int
+    budget: str
+    steps: int | None
+    overrides: dict[str, Any] = field(hash=False)
+    directory: Path = field(hash=False)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`0-4`, `0,2,7` or `3` as a list of seeds."""
+    seeds = []
+    for part in str(text).split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            seeds += list(range(int(first), int(last) + 1)) if dash else [int(first)]
+        except ValueError:
+            raise StabenchError(f"`--seeds {text}` should look like 0-4 or 0,2,7") from None
+    if not seeds:
+        raise StabenchError(f"`--seeds {text}` names no seed")
+    return list(dict.fromkeys(seeds))
+
+
+def parse_names(text: str, registry) -> list[str]:
+    """`all` or a comma-separated list of registered names (an unknown one gets a did-you-mean)."""
+    if text.strip() == "all":
+        return registry.names()
+    return [registry.get(name.strip()).name for name in text.split(",") if name.strip()]
+
+
+def plan(methods: Iterable[str], tasks: Iterable[str], seeds: Iterable[int], *, budget: str = "quick",
+         steps: int | None = None, overrides: dict[str, Any] | None = None,
+         out: str | Path = "results/runs") -> list[SweepCell]:
+    """Every cell of the sweep, resolved (so a bad name, budget or value fails before anything runs).
+
+    An override applies to the cells whose method or task declares it (`eta` only to `gradreg`); a
+    key that no cell declares is an error.
+    """
+    from stabench.runner import resolve
+
+    overrides = dict(overrides or {})
+    used: set[str] = set()
+    valid: set[str] = set()
+    cells = []
+    for task_name in tasks:
+        task = TASKS.get(task_name)
+        for method_name in methods:
+            method = METHODS.get(method_name)
+            declared = set(field_types(method.Params)) | set(field_types(task.Params))
+            applicable = {key: value for key, value in overrides.items() if key in declared}
+            used |= set(applicable)
+            valid |= declared
+            for seed in seeds:
+                cell = resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=applicable)
+                cells.append(SweepCell(method.name, task.name, seed, budget, steps, applicable,
+                                       run_directory(Path(out), task.name, method.name, cell.run_id)))
+    for key in sorted(set(overrides) - used):
+        close = difflib.get_close_matches(key, sorted(valid), n=1)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        raise StabenchError(f"no cell of this sweep has a hyperparameter `{key}`.{hint} "
+                            f"Valid keys: {', '.join(sorted(valid))}")
+    return cells
+
+
+def finished(cell: SweepCell) -> bool:
+    try:
+        return json.loads((cell.directory / "run.json").read_text()).get("status") in FINISHED
+    except (OSError, ValueError):
+        return False
+
+
+def run_cell(cell: SweepCell, device: str = "auto", spectrum: bool = True) -> tuple[SweepCell, str, str | None]:
+    """Run one cell (its record goes to `cell.directory`); returns its status and error, never raises
+    for a failed run."""
+    from stabench.runner import run
+
+    try:
+        record = run(cell.method, cell.task, seed=cell.seed, budget=cell.budget, steps=cell.steps,
+                     overrides=cell.overrides, device=device, out=cell.directory.parents[2], progress=False,
+                     spectrum=spectrum)
+    except Exception as error:  # outside training (the runner records those): report, keep sweeping
+        return cell, "failed", f"{type(error).__name__}: {error}"
+    return cell, record["status"], record.get("error")
+
+
+def _start_worker(plugins: tuple[str, ...], threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    load_plugins(plugins)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _run_in_worker(arguments):
+    # Pool.terminate() sends SIGTERM: a running cell then records itself as interrupted before the
+    # worker exits; an idle worker just ends.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return run_cell(*arguments)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _local(cells: list[SweepCell], workers: int, plugins: tuple[str, ...], device: str,
+           spectrum: bool) -> Iterator[tuple[SweepCell, str, str | None]]:
+    """Worker processes (spawned: a forked copy of a process that has used threads or CUDA is unsafe),
+    sharing the cores between them."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(workers, initializer=_start_worker, initargs=(tuple(plugins), threads))
+    try:
+        yield from pool.imap_unordered(_run_in_worker, [(cell, device, spectrum) for cell in cells])
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
+
+
+def _ray(cells: list[SweepCell], address: str | None, plugins: tuple[str, ...], device: str,
+         spectrum: bool) -> Iterator[tuple[SweepCell, str, str | None]]:
+    """One Ray task per cell, with one GPU each where the cluster has GPUs. On a cluster of several
+    machines `out` (and any plugin file) must be on storage that every node sees."""
+    try:
+        import ray
+    except ImportError:
+        raise StabenchError("the Ray backend needs Ray: pip install 'stabench[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_ray_cell)
+        pending = [task.remote(cell, plugins, device, spectrum) for cell in cells]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_cell(cell: SweepCell, plugins: tuple[str, ...], device: str, spectrum: bool):
+    load_plugins(plugins)
+    return run_cell(cell, device, spectrum)
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did: a count per outcome, and the cells that failed with their errors."""
+
+    counts: Counter
+    failures: list[tuple[SweepCell, str]]
+
+    def line(self) -> str:
+        return " / ".join(f"{self.counts[key]} {key}" for key in ("completed", "diverged", "failed", "skipped"))
+
+
+def sweep(cells: list[SweepCell], *, workers: int | None = None, backend: str = "local",
+          address: str | None = None, plugins: Iterable[str] = (), device: str = "auto",
+          spectrum: bool = True, progress: bool = True) -> SweepReport:
+    """Run the cells of `plan(...)` that are not finished yet; a progress bar counts cells."""
+    todo = [cell for cell in cells if not finished(cell)]
+    counts = Counter(skipped=len(cells) - len(todo))
+    failures = []
+    if backend not in ("local", "ray"):
+        raise StabenchError(f"unknown backend `{backend}`; use local or ray")
+    if todo:
+        plugins = tuple(plugins)
+        if backend == "ray":
+            results = _ray(todo, address, plugins, device, spectrum)
+        else:
+            results = _local(todo, max(1, min(workers or os.cpu_count() or 1, len(todo))), plugins, device, spectrum)
+        with tqdm(total=len(cells), initial=counts["skipped"], disable=not progress, unit="cell",
+                  desc="sweep", dynamic_ncols=True) as bar:
+            for cell, status, error in results:
+                counts[status] += 1
+                if status == "failed":
+                    failures.append((cell, error or "unknown error"))
+                bar.update()
+                bar.set_postfix({key: counts[key] for key in ("completed", "diverged", "failed")}, refresh=False)
+    return SweepReport(counts, failures)

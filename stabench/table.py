@@ -1,0 +1,286 @@
+"""Run records as one tidy DataFrame, and leaderboards over it: per method, the mean of each metric
+over seeds with a bootstrap confidence interval, within groups of runs that are comparable."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import html
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stabench.errors import StabenchError
+from stabench.tasks import TASKS
+
+IDENTITY = ["run_id", "method", "task", "task_version", "seed", "budget", "steps_planned", "status", "device",
+            "data_source"]
+REQUIRED = ["run_id", "method", "task", "task_version", "seed", "budget", "steps_planned", "status", "config",
+            "metrics", "timing"]
+# Runs that differ in any of these measure different things: a leaderboard never pools them.
+GROUP = ["task", "task_version", "budget", "steps_planned", "data_source"]
+LONG = [*GROUP, "method", "seeds", "diverged_or_failed", "wall_seconds", "steps_per_second",
+        "metric", "direction", "mean", "low", "high", "n", "best"]
+FORMATS = ("md", "csv", "html", "latex")
+
+
+def _flatten(prefix: str, mapping) -> dict:
+    flat = {}
+    for key, value in (mapping or {}).items():
+        if isinstance(value, dict):
+            flat.update(_flatten(f"{prefix}{key}.", value))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _row(record, directory: Path) -> dict:
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    missing = [key for key in REQUIRED if key not in record]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    data = record.get("data") or {}
+    # The scalar facts of `data` (which copy of a data set, how many digits) say what the metrics were measured on.
+    source = ", ".join(f"{key}={value}" for key, value in data.items() if not isinstance(value, (dict, list)))
+    row = {key: record.get(key) for key in IDENTITY} | {"data_source": source or None}
+    for section in ("config", "metrics", "timing", "spectrum", "data", "versions"):
+        row.update(_flatten(f"{section}.", record.get(section)))
+    return row | {"diverged_at_step": record.get("diverged_at_step"), "error": record.get("error"),
+                  "started_at": record.get("started_at"), "path": str(directory)}
+
+
+def load_runs(path) -> pd.DataFrame:
+    """Every run record (run.json) under `path`, one row per run: the identity columns, then `config.*`,
+    `metrics.*`, `timing.*`, `spectrum.*`, `data.*`, `versions.*`, error and path.
+
+    A record that cannot be read is skipped with a warning; a run found twice is kept once.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise StabenchError(f"no results folder at `{root}`")
+    rows = []
+    for file in sorted(root.rglob("run.json")):
+        if any(part.startswith(".") for part in file.relative_to(root).parts):
+            continue  # a record still being written (store.write_atomically)
+        try:
+            rows.append(_row(json.loads(file.read_text()), file.parent))
+        except (OSError, ValueError, TypeError, AttributeError) as error:  # unreadable, not JSON, or wrong shape
+            warnings.warn(f"skipping unreadable run record {file}: {error}", stacklevel=2)
+    if not rows:
+        return pd.DataFrame(columns=IDENTITY)
+    frame = pd.DataFrame(rows)
+    repeated = frame[frame.duplicated("run_id", keep=False)]
+    if len(repeated):  # the same cell in two merged folders would count its seed twice
+        first = repeated[repeated.run_id == repeated.run_id.iloc[0]]
+        warnings.warn(f"{repeated.run_id.nunique()} runs are recorded more than once (run {first.run_id.iloc[0]} "
+                      f"at {', '.join(first.path)}); keeping the latest copy of each", stacklevel=2)
+    frame = frame.sort_values("started_at", na_position="first").drop_duplicates("run_id", keep="last")
+    return frame.sort_values(["task", "method", "seed"]).reset_index(drop=True)
+
+
+def bootstrap_ci(values, confidence: float = 0.95, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of `values` (one per seed, no NaN)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        raise ValueError("bootstrap_ci needs at least one value")
+    draws = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
+    means = values[draws].mean(axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def _plain(value):
+    """Group keys as plain Python: numpy scalars unwrapped, a missing data source None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _unknown(problem: str, name: str, choices, what: str) -> StabenchError:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    hint = f" Did you mean `{close[0]}`?" if close else ""
+    return StabenchError(f"{problem}.{hint} {what}: {', '.join(sorted(choices)) or 'none'}.")
+
+
+def _directions(task: str) -> dict[str, str]:
+    return TASKS.get(task).metric_directions if task in TASKS else {}
+
+
+def metric_names(runs: pd.DataFrame, task: str) -> list[str]:
+    """The task's declared metrics, then any other metric its records hold."""
+    of_task = runs[runs.task == task]
+    recorded = [c[len("metrics."):] for c in of_task if c.startswith("metrics.") and of_task[c].notna().any()]
+    return [*_directions(task), *(m for m in recorded if m not in _directions(task))]
+
+
+def _variants(runs: pd.DataFrame, task: str) -> pd.Series:
+    """Each run's method, with the hyperparameters that differ between that method's runs appended:
+    runs with different settings are different rows, never pooled."""
+    ignored = {f.name for f in dataclasses.fields(TASKS.get(task).Params)
+               if not f.metadata.get("identity", True)} if task in TASKS else set()
+    labels = runs["method"].copy()
+    for method, rows in runs.groupby("method"):
+        config = rows[[c for c in rows if c.startswith("config.") and c[len("config."):] not in ignored]].astype(str)
+        varying = [c for c in config if config[c].nunique() > 1]
+        for index in rows.index if varying else ():
+            settings = ", ".join(f"{c[len('config.'):]}={config.at[index, c]}" for c in varying)
+            labels[index] = f"{method} ({settings})"
+    return labels
+
+
+def label(group: dict) -> str:
+    """`mog · version 1 · budget quick · 20000 steps`, then the data source if there is one."""
+    parts = [group["task"], f"version {group['task_version']}", f"budget {group['budget']}",
+             f"{group['steps_planned']} steps", group["data_source"]]
+    return " · ".join(str(part) for part in parts if part)
+
+
+def groups(runs: pd.DataFrame, task: str) -> dict[str, pd.DataFrame]:
+    """The runs of `task` split into comparable groups, by label, each with a `variant` column (see `_variants`)."""
+    if task not in set(runs.task):
+        raise _unknown(f"no runs of task `{task}`", task, set(runs.task), "tasks with runs")
+    split = {}
+    for key, rows in runs[runs.task == task].groupby(GROUP, dropna=False, sort=True):
+        group = {name: _plain(value) for name, value in zip(GROUP, key)}
+        split[label(group)] = rows.assign(variant=_variants(rows, task)).dropna(axis=1, how="all")
+        split[label(group)].attrs["group"] = group
+    return split
+
+
+def _mean(rows: pd.DataFrame, column: str) -> float:
+    return float(rows[column].mean()) if column in rows and rows[column].notna().any() else math.nan
+
+
+def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """One table per group of comparable runs of `task` (see `GROUP`), keyed by its label.
+
+    A row per method (variant); columns `method, seeds, diverged_or_failed`, then for each metric `m`:
+    `m` (mean over seeds), `m_low`, `m_high` (95% bootstrap CI), `m_n` (seeds with a value; failed runs
+    have none), `m_best` (best mean by the task's direction), then `wall_seconds, steps_per_second`
+    (means over runs that did not fail). `attrs` holds `group`, `metrics` and `directions`.
+    """
+    split = groups(runs, task)
+    available = metric_names(runs, task)
+    metrics = available if metrics is None else list(metrics)
+    for metric in metrics:
+        if metric not in available:
+            raise _unknown(f"unknown metric `{metric}` for task `{task}`", metric, available, "its metrics")
+    directions = {m: d for m, d in _directions(task).items() if m in metrics}
+    tables = {}
+    for name, group in split.items():
+        rows = []
+        for variant, of_variant in group.groupby("variant"):
+            ran = of_variant[of_variant.status != "failed"]  # a failed run has no numbers, only its share
+            row = {"method": variant, "seeds": len(of_variant),
+                   "diverged_or_failed": float((of_variant.status != "completed").mean())}
+            for metric in metrics:
+                column = f"metrics.{metric}"
+                values = ran[column].dropna().to_numpy(float) if column in ran else np.array([])
+                low, high = bootstrap_ci(values) if len(values) else (math.nan, math.nan)
+                mean = float(values.mean()) if len(values) else math.nan
+                row |= {metric: mean, f"{metric}_low": low, f"{metric}_high": high, f"{metric}_n": len(values),
+                        f"{metric}_best": False}
+            rows.append(row | {"wall_seconds": _mean(ran, "timing.wall_seconds"),
+                               "steps_per_second": _mean(ran, "timing.steps_per_second")})
+        table = pd.DataFrame(rows)
+        for metric, direction in directions.items():
+            means = table[metric]
+            if means.nunique() > 1:  # neither one method alone nor a tie of all is "best"
+                table[f"{metric}_best"] = means == (means.max() if direction == "max" else means.min())
+        table.attrs = {"group": group.attrs["group"], "metrics": metrics, "directions": directions}
+        tables[name] = table
+    return tables
+
+
+def long_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Leaderboards as one long frame, a row per group, method and metric: columns `LONG`."""
+    parts = []
+    for table in tables.values():
+        base = table[["method", "seeds", "diverged_or_failed", "wall_seconds", "steps_per_second"]]
+        for m in table.attrs["metrics"]:
+            parts.append(base.assign(**table.attrs["group"], metric=m, direction=table.attrs["directions"].get(m),
+                                     mean=table[m], low=table[f"{m}_low"], high=table[f"{m}_high"],
+                                     n=table[f"{m}_n"], best=table[f"{m}_best"]))
+    return pd.concat(parts, ignore_index=True)[LONG] if parts else pd.DataFrame(columns=LONG)
+
+
+def _number(value: float) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:.0f}" if 100 <= abs(value) < 1e6 else f"{value:.3g}"
+
+
+_ESCAPE = {"md": lambda s: s.replace("|", "\\|"), "html": html.escape,
+           "latex": lambda s: "".join("\\" + c if c in "_%&#$" else c for c in s)}
+_BOLD = {"md": "**{}**", "html": "<b>{}</b>", "latex": "\\textbf{{{}}}"}
+_ARROW = {"md": {"max": " ↑", "min": " ↓"}, "html": {"max": " ↑", "min": " ↓"},
+          "latex": {"max": " $\\uparrow$", "min": " $\\downarrow$"}}
+
+
+def format_table(table: pd.DataFrame, fmt: str = "md") -> str:
+    """One leaderboard as md, html or latex (a metric: `mean [low, high]`, the interval from two seeds on,
+    `(n/seeds)` when some runs have no value, best in bold, ↑/↓ its direction), or as csv (numbers as they are)."""
+    if fmt == "csv":
+        return table.to_csv(index=False)
+    if fmt not in FORMATS:
+        raise _unknown(f"unknown format `{fmt}`", fmt, FORMATS, "formats")
+    escape, directions = _ESCAPE[fmt], table.attrs["directions"]
+    header = ["method", "seeds", "diverged or failed",
+              *(escape(m) + _ARROW[fmt].get(directions.get(m), "") for m in table.attrs["metrics"]),
+              "wall s", "steps/s"]
+    body = []
+    for _, row in table.iterrows():
+        cells = [escape(row["method"]), str(row["seeds"]), f"{row['diverged_or_failed']:.0%}".replace("%", escape("%"))]
+        for m in table.attrs["metrics"]:
+            n = row[f"{m}_n"]
+            text = _number(row[m]) + (f" [{_number(row[f'{m}_low'])}, {_number(row[f'{m}_high'])}]" if n > 1 else "")
+            text += f" ({n}/{row['seeds']})" if 0 < n < row["seeds"] else ""
+            cells.append(_BOLD[fmt].format(text) if row[f"{m}_best"] else text)
+        body.append(cells + [_number(row["wall_seconds"]), _number(row["steps_per_second"])])
+    if fmt == "md":
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *body])
+    if fmt == "html":
+        head = "".join(f"<th>{c}</th>" for c in header)
+        rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>\n" for cells in body)
+        return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody>\n</table>"
+    lines = [" & ".join(cells) + " \\\\" for cells in [header, *body]]
+    return "\n".join([f"\\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}", "\\hline", lines[0], "\\hline",
+                      *lines[1:], "\\hline", "\\end{tabular}"])
+
+
+def leaderboards(runs: pd.DataFrame, task: str | None = None,
+                 metrics: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """`leaderboard` for `task`, or for every task with runs (each keeping those of `metrics` it has)."""
+    if runs.empty:
+        raise StabenchError("no run records found; train some with `stabench run` or `stabench sweep`")
+    if task is not None:
+        return leaderboard(runs, task, metrics)
+    tasks = sorted(set(runs.task))
+    if metrics is not None:
+        known = {m for t in tasks for m in metric_names(runs, t)}
+        for metric in metrics:
+            if metric not in known:
+                raise _unknown(f"unknown metric `{metric}`", metric, known, "metrics recorded")
+    tables = {}
+    for name in tasks:
+        own = None if metrics is None else [m for m in metrics if m in metric_names(runs, name)]
+        if own != []:
+            tables |= leaderboard(runs, name, own)
+    return tables
+
+
+def render(runs: pd.DataFrame, task: str | None = None, metrics: list[str] | None = None, fmt: str = "md") -> str:
+    """What `stabench table` prints: each group's leaderboard under its label, or with `csv` one long table."""
+    if fmt not in FORMATS:
+        raise _unknown(f"unknown format `{fmt}`", fmt, FORMATS, "formats")
+    tables = leaderboards(runs, task, metrics)
+    if fmt == "csv":
+        return long_table(tables).to_csv(index=False)
+    heading = {"md": "## {}", "html": "<h2>{}</h2>", "latex": "\\paragraph{{{}}}"}[fmt]
+    return "\n\n".join(heading.format(_ESCAPE[fmt](name)) + "\n\n" + format_table(table, fmt)
+                       for name, table in tables.items()) + "\n"

@@ -1,0 +1,130 @@
+"""Sweeps: planning, resuming after a kill, and failed cells that do not stop the others."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from stabench import StabenchError
+from stabench.methods import METHODS
+from stabench.sweep import parse_names, parse_seeds, plan
+
+# A task that kills the sweep (SIGKILL to its parent, the sweep process) when asked to build a given
+# seed, and a method whose generator step always raises.
+PLUGIN = textwrap.dedent('''
+    import os
+    import signal
+
+    from stabench import register_method, register_task
+    from stabench.methods.vanilla import Vanilla
+    from stabench.tasks.lq import LinearQuadratic1d
+
+
+    class KillingLQ1D(LinearQuadratic1d):
+        name = "lq1d-kill"
+
+        def build(self, params, seed, device):
+            if os.environ.get("KILL_SWEEP_AT_SEED") == str(seed):
+                os.kill(os.getppid(), signal.SIGKILL)
+                os._exit(1)
+            return super().build(params, seed, device)
+
+
+    class Broken(Vanilla):
+        def g_direction(self, game, point, batch, hp):
+            raise RuntimeError("this method always fails")
+
+
+    register_task(KillingLQ1D())
+    register_method(Broken("broken", "always raises in its generator step"))
+''')
+
+
+def sweep_command(tmp_path, *arguments, kill_at=None):
+    plugin = tmp_path / "sweep_plugin.py"
+    plugin.write_text(PLUGIN)
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    environment.pop("KILL_SWEEP_AT_SEED", None)
+    if kill_at is not None:
+        environment["KILL_SWEEP_AT_SEED"] = str(kill_at)
+    return subprocess.run([sys.executable, "-m", "stabench", "sweep", "--plugin", str(plugin), "--budget", "smoke",
+                           "--steps", "20", "--no-spectrum", "--quiet", "--out", str(tmp_path / "runs"), *arguments],
+                          capture_output=True, text=True, env=environment, timeout=300)
+
+
+def records(tmp_path):
+    found = {}
+    for path in (tmp_path / "runs").glob("*/*/*/run.json"):
+        record = json.loads(path.read_text())
+        found[(record["method"], record["seed"])] = (record["status"], path.stat().st_mtime_ns)
+    return found
+
+
+def test_seeds_parse_ranges_and_lists():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("0,2,7") == [0, 2, 7]
+    assert parse_seeds("3") == [3]
+    with pytest.raises(StabenchError, match="should look like"):
+        parse_seeds("zero")
+
+
+def test_names_expand_all_and_suggest_a_fix():
+    assert parse_names("all", METHODS) == METHODS.names()
+    assert parse_names("gradreg, vanilla", METHODS) == ["gradreg", "vanilla"]
+    with pytest.raises(StabenchError, match="Did you mean `gradreg`"):
+        parse_names("gradrg", METHODS)
+
+
+def test_an_override_applies_only_to_the_cells_that_declare_it(tmp_path):
+    plain = plan(["vanilla", "gradreg"], ["lq1d"], [0], budget="smoke", out=tmp_path)
+    tuned = plan(["vanilla", "gradreg"], ["lq1d"], [0], budget="smoke", overrides={"eta": "0.25"}, out=tmp_path)
+    assert [cell.overrides for cell in tuned] == [{}, {"eta": "0.25"}]
+    assert plain[0].directory == tuned[0].directory  # vanilla is the same run with or without it
+    assert plain[1].directory != tuned[1].directory
+    with pytest.raises(StabenchError, match="Did you mean `eta`"):
+        plan(["vanilla", "gradreg"], ["lq1d"], [0], budget="smoke", overrides={"etaa": "1"}, out=tmp_path)
+
+
+def test_a_killed_sweep_reruns_only_the_missing_cells(tmp_path):
+    killed = sweep_command(tmp_path, "--methods", "vanilla", "--tasks", "lq1d-kill", "--seeds", "0-2",
+                           "--workers", "1", kill_at=1)
+    assert killed.returncode == -9, killed.stderr
+    before = records(tmp_path)
+    assert set(before) == {("vanilla", 0)}
+
+    resumed = sweep_command(tmp_path, "--methods", "vanilla", "--tasks", "lq1d-kill", "--seeds", "0-2",
+                            "--workers", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "3 cells: 2 completed / 0 diverged / 0 failed / 1 skipped" in resumed.stdout
+    after = records(tmp_path)
+    assert set(after) == {("vanilla", 0), ("vanilla", 1), ("vanilla", 2)}
+    assert after[("vanilla", 0)] == before[("vanilla", 0)]  # not run again: the same file
+
+
+def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path):
+    result = sweep_command(tmp_path, "--methods", "broken,vanilla", "--tasks", "lq1d", "--seeds", "0,1",
+                           "--workers", "2")
+    assert result.returncode == 1
+    assert "4 cells: 2 completed / 0 diverged / 2 failed / 0 skipped" in result.stdout
+    assert "failed: broken on lq1d, seed 0: RuntimeError: this method always fails" in result.stderr
+    statuses = {key: status for key, (status, _) in records(tmp_path).items()}
+    assert statuses == {("broken", 0): "failed", ("broken", 1): "failed",
+                        ("vanilla", 0): "completed", ("vanilla", 1): "completed"}
+
+    rerun = sweep_command(tmp_path, "--methods", "broken,vanilla", "--tasks", "lq1d", "--seeds", "0,1")
+    assert "4 cells: 0 completed / 0 diverged / 2 failed / 2 skipped" in rerun.stdout  # failed cells are retried
+
+
+@pytest.mark.slow
+def test_the_ray_backend_runs_cells_on_a_real_local_instance_and_resumes(tmp_path):
+    pytest.importorskip("ray")
+    arguments = ("--methods", "vanilla,broken", "--tasks", "lq1d", "--seeds", "0,1", "--backend", "ray")
+    first = sweep_command(tmp_path, *arguments)
+    assert "4 cells: 2 completed / 0 diverged / 2 failed / 0 skipped" in first.stdout, first.stderr
+    statuses = {key: status for key, (status, _) in records(tmp_path).items()}
+    assert statuses == {("broken", 0): "failed", ("broken", 1): "failed",
+                        ("vanilla", 0): "completed", ("vanilla", 1): "completed"}
+    again = sweep_command(tmp_path, *arguments)
+    assert "4 cells: 0 completed / 0 diverged / 2 failed / 2 skipped" in again.stdout, again.stderr

