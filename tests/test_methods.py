@@ -216,15 +216,18 @@ def test_unrolled_discriminator_takes_one_ordinary_step():
 
 # --- gradreg -------------------------------------------------------------------------------------
 
-def test_gradreg_penalty_gradient_is_the_derivative_of_eta_times_squared_d_gradient():
+@pytest.mark.parametrize("nonsaturating", [False, True])
+def test_gradreg_penalty_gradient_is_the_derivative_of_eta_times_squared_d_gradient(nonsaturating):
+    """gradreg's G direction is vanilla's (either G loss) plus the gradient of η‖∇_D V‖² of V."""
     game = tiny_game()
     batch = game.sample_batch(16)
     gradreg, vanilla = METHODS.get("gradreg"), METHODS.get("vanilla")
     eta = 0.5
     penalty_direction = {
         name: regularised - plain for (name, regularised), plain in zip(
-            gradreg.g_direction(game, game.point(), batch, params_of(gradreg, eta=eta)).items(),
-            vanilla.g_direction(game, game.point(), batch, params_of(vanilla)).values())
+            gradreg.g_direction(game, game.point(), batch,
+                                params_of(gradreg, eta=eta, nonsaturating=nonsaturating)).items(),
+            vanilla.g_direction(game, game.point(), batch, params_of(vanilla, nonsaturating=nonsaturating)).values())
     }
 
     def penalty():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ns_gradreg_plugin.py"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "r1_plugin.py"
 TINY = ["--steps", "5", "--set", "batch_size=16", "--set", "latent_dim=4", "--set", "hidden=8", "--json"]
 
 
@@ -29,18 +29,18 @@ def site(tmp_path):
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-plugin\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
-        "[stabench.methods]\nns-gradreg = demo_plugin:NonSaturatingGradReg\nbroken = broken_plugin\n"
+        "[stabench.methods]\nr1 = demo_plugin:R1\nbroken = broken_plugin\n"
     )
     return folder
 
 
 def test_plugin_from_a_file_runs(tmp_path):
-    result = stabench("run", "--method", "ns-gradreg", "--task", "mog", "--plugin", str(EXAMPLE),
+    result = stabench("run", "--method", "r1", "--task", "mog", "--plugin", str(EXAMPLE),
                       "--out", str(tmp_path), *TINY)
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
-    assert record["method"] == "ns-gradreg" and record["status"] == "completed"
-    assert record["config"]["eta"] == 0.5
+    assert record["method"] == "r1" and record["status"] == "completed"
+    assert record["config"]["gamma"] == 10.0
 
 
 def test_plugin_from_a_module_and_from_the_environment(tmp_path):
@@ -49,9 +49,9 @@ def test_plugin_from_a_module_and_from_the_environment(tmp_path):
     shutil.copy(EXAMPLE, folder / "my_method.py")
     env = {"PYTHONPATH": str(folder)}
     by_option = stabench("list", "methods", "--plugin", "my_method", env=env)
-    assert by_option.returncode == 0 and "ns-gradreg\n" in by_option.stdout
+    assert by_option.returncode == 0 and "r1\n" in by_option.stdout
     by_environment = stabench("list", "methods", env={**env, "STABENCH_PLUGINS": "my_method"})
-    assert by_environment.returncode == 0 and "ns-gradreg\n" in by_environment.stdout
+    assert by_environment.returncode == 0 and "r1\n" in by_environment.stdout
 
 
 def test_missing_plugin_file_is_one_line(tmp_path):
@@ -62,14 +62,14 @@ def test_missing_plugin_file_is_one_line(tmp_path):
 
 def test_entry_point_plugin_runs_and_a_broken_one_only_warns(site, tmp_path):
     env = {"PYTHONPATH": str(site)}
-    result = stabench("run", "--method", "ns-gradreg", "--task", "mog", "--out", str(tmp_path), *TINY, env=env)
+    result = stabench("run", "--method", "r1", "--task", "mog", "--out", str(tmp_path), *TINY, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "completed"
     assert "broken" not in result.stderr  # loaded lazily: only the plugin asked for is imported
 
     listing = stabench("list", "methods", env=env)
     assert listing.returncode == 0
-    assert "ns-gradreg\n" in listing.stdout and "gradreg\n" in listing.stdout
+    assert "r1\n" in listing.stdout and "gradreg\n" in listing.stdout
     warnings = [line for line in listing.stderr.splitlines() if line]
     assert len(warnings) == 1
     assert warnings[0].startswith("stabench: warning: method plugin `broken` (broken_plugin) failed to load")

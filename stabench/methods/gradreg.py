@@ -6,16 +6,19 @@ from typing import Literal
 
 from stabench.game import squared_norm
 from stabench.methods.base import Method, MethodParams
+from stabench.methods.vanilla import generator_loss
 
 
 @dataclass
 class GradRegParams(MethodParams):
     eta: float = 0.5
     loss: Literal["gan", "wgan"] = "gan"
+    nonsaturating: bool = False  # G's own term is -E f(D(G(z))); the penalty stays that of V
 
 
 class GradReg(Method):
-    """G descends V + η‖∇_{θD} V‖², the squared norm over all D parameters (double backprop).
+    """G descends V + η‖∇_{θD} V‖², the squared norm over all D parameters (double backprop);
+    with `nonsaturating`, -E f(D(G(z))) + η‖∇_{θD} V‖².
 
     D is unchanged: it ascends V with no penalty. The penalty is zero at an equilibrium, so the
     equilibrium stays where it was while its Jacobian becomes Hurwitz (Theorem 3.2).
@@ -26,4 +29,5 @@ class GradReg(Method):
     def g_direction(self, game, point, batch, params):
         value = game.value(point, batch, self.loss(params))
         d_gradient = game.gradient(value, point.d, create_graph=True)  # double backprop through ∇_D V
-        return game.gradient(value + params.eta * squared_norm(d_gradient), point.g)
+        own = generator_loss(game, point, batch, self.loss(params), True) if params.nonsaturating else value
+        return game.gradient(own + params.eta * squared_norm(d_gradient), point.g)

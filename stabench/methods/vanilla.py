@@ -18,9 +18,12 @@ class Vanilla(Method):
     Params = VanillaParams
 
     def g_direction(self, game, point, batch, params):
-        if params.nonsaturating:
-            f = LOSSES[self.loss(params)]
-            objective = -f(game.discriminate(point.d, game.generate(point.g, batch.latent))).mean()
-        else:
-            objective = game.value(point, batch, self.loss(params))
-        return game.gradient(objective, point.g)
+        return game.gradient(generator_loss(game, point, batch, self.loss(params), params.nonsaturating), point.g)
+
+
+def generator_loss(game, point, batch, loss: str, nonsaturating: bool):
+    """What G descends: V, or with `nonsaturating` -E f(D(G(z))) (same fixed points, strong gradients
+    where D rejects the fakes confidently)."""
+    if nonsaturating:
+        return -LOSSES[loss](game.discriminate(point.d, game.generate(point.g, batch.latent))).mean()
+    return game.value(point, batch, loss)

@@ -125,8 +125,11 @@ class StackedMnist(Task):
     metric_directions = {"modes_captured": "max", "kl": "min"}
 
     def defaults(self, method_name):
+        # The saturating G loss sits on a plateau of one mode for about 13,000 steps here (H100, both
+        # methods); the non-saturating one of the DCGAN recipe leaves it by step 1,500, inside a CPU budget.
         return {
-            "gradreg": {"eta": 5e-6},  # the paper's Figure 4
+            "vanilla": {"nonsaturating": True},
+            "gradreg": {"eta": 5e-6, "nonsaturating": True},  # η of the paper's Figure 4
             # the original WGAN recipe
             "wgan": {"optimizer": "rmsprop", "lr": 5e-5, "clip": 0.01, "n_critic": 5},
             # the WGAN-GP paper's optimizer (its λ = 10 and 5 critic steps are the method's defaults)
