@@ -10,6 +10,7 @@ import pytest
 from stabench import StabenchError
 from stabench.methods import METHODS
 from stabench.sweep import parse_names, parse_seeds, plan
+from stabench.table import leaderboard, load_runs
 
 # A task that kills the sweep (SIGKILL to its parent, the sweep process) when asked to build a given
 # seed, and a method whose generator step always raises.
@@ -112,6 +113,9 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path):
     statuses = {key: status for key, (status, _) in records(tmp_path).items()}
     assert statuses == {("broken", 0): "failed", ("broken", 1): "failed",
                         ("vanilla", 0): "completed", ("vanilla", 1): "completed"}
+
+    (table,) = leaderboard(load_runs(tmp_path / "runs"), "lq1d").values()
+    assert table.set_index("method").diverged_or_failed.to_dict() == {"broken": 1.0, "vanilla": 0.0}
 
     rerun = sweep_command(tmp_path, "--methods", "broken,vanilla", "--tasks", "lq1d", "--seeds", "0,1")
     assert "4 cells: 0 completed / 0 diverged / 2 failed / 2 skipped" in rerun.stdout  # failed cells are retried
