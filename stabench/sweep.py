@@ -123,6 +123,7 @@ def _start_worker(plugins: tuple[str, ...], threads: int) -> None:
 
     torch.set_num_threads(threads)
     load_plugins(plugins)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep, which stops the workers
 
 
 def _interrupt(signum, frame):
@@ -135,6 +136,8 @@ def _run_in_worker(arguments):
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run_cell(*arguments)
+    except KeyboardInterrupt:
+        os._exit(130)  # the cell's record says it was interrupted; the sweep reports the rest
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
