@@ -125,7 +125,9 @@ def _variants(runs: pd.DataFrame, task: str) -> pd.Series:
                if not f.metadata.get("identity", True)} if task in TASKS else set()
     labels = runs["method"].copy()
     for method, rows in runs.groupby("method"):
-        config = rows[[c for c in rows if c.startswith("config.") and c[len("config."):] not in ignored]].astype(str)
+        config = rows[[c for c in rows if c.startswith("config.") and c[len("config."):] not in ignored]]
+        # a key missing from older records is a setting of its own, not a match for any value
+        config = config.astype(object).where(config.notna(), "unset").astype(str)
         varying = [c for c in config if config[c].nunique() > 1]
         for index in rows.index if varying else ():
             settings = ", ".join(f"{c[len('config.'):]}={config.at[index, c]}" for c in varying)

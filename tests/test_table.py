@@ -149,6 +149,13 @@ def test_different_budgets_versions_and_settings_are_never_pooled(tmp_path):
     assert render(load_runs(tmp_path)).count("## mog · version") == 5
 
 
+def test_a_setting_missing_from_older_records_is_not_pooled_with_a_set_one(tmp_path):
+    write_run(tmp_path, "gradreg", 0)  # recorded before the method had `nonsaturating`
+    write_run(tmp_path, "gradreg", 1, config={"nonsaturating": True})
+    (table,) = leaderboard(load_runs(tmp_path), "mog").values()
+    assert list(table.method) == ["gradreg (nonsaturating=True)", "gradreg (nonsaturating=unset)"]
+
+
 def test_the_best_method_is_marked_by_each_metrics_direction(tmp_path):
     two_methods(tmp_path)
     (table,) = leaderboard(load_runs(tmp_path), "mog").values()
