@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import signal
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,9 +119,10 @@ def run_cell(cell: SweepCell, device: str = "auto", spectrum: bool = True) -> tu
     return cell, record["status"], record.get("error")
 
 
-def _start_worker(plugins: tuple[str, ...], threads: int) -> None:
+def _start_worker(plugins: tuple[str, ...], threads: int, format_warning) -> None:
     import torch
 
+    warnings.formatwarning = format_warning  # the sweep's own (the CLI's is one line)
     torch.set_num_threads(threads)
     load_plugins(plugins)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep, which stops the workers
@@ -148,7 +150,7 @@ def _local(cells: list[SweepCell], workers: int, plugins: tuple[str, ...], devic
     sharing the cores between them."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(workers, initializer=_start_worker, initargs=(tuple(plugins), threads))
+    pool = context.Pool(workers, initializer=_start_worker, initargs=(tuple(plugins), threads, warnings.formatwarning))
     try:
         yield from pool.imap_unordered(_run_in_worker, [(cell, device, spectrum) for cell in cells])
     except BaseException:
