@@ -1,5 +1,12 @@
 """Errors a user can cause: the CLI prints them as one line and exits with code 2."""
+import difflib
 
 
 class StabenchError(Exception):
     """A mistake in what the user asked for (a name, a value, a path), not a bug in stabench."""
+
+
+def did_you_mean(name: str, choices) -> str:
+    """` Did you mean `x`?` for the closest of `choices`, or nothing when none is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" Did you mean `{close[0]}`?" if close else ""

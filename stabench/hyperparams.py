@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from typing import Any, Literal
 
-from stabench.errors import StabenchError
+from stabench.errors import StabenchError, did_you_mean
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -85,9 +84,8 @@ def apply_overrides(sections: dict[str, tuple[type, dict]], overrides: dict[str,
     for key, value in overrides.items():
         if key not in owner:
             valid = sorted(owner)
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" Did you mean `{close[0]}`?" if close else ""
-            raise StabenchError(f"unknown hyperparameter `{key}` for {context}.{hint} Valid keys: {', '.join(valid)}")
+            raise StabenchError(f"unknown hyperparameter `{key}` for {context}.{did_you_mean(key, valid)} "
+                                f"Valid keys: {', '.join(valid)}")
         section = owner[key]
         resolved[section][key] = coerce(key, value, field_types(sections[section][0])[key])
     return {section: sections[section][0](**resolved[section]) for section in sections}

@@ -1,7 +1,6 @@
 """One generic registry, used for methods and for tasks, and the plugin loaders."""
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -12,7 +11,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Generic, Iterator, TypeVar
 
-from stabench.errors import StabenchError
+from stabench.errors import StabenchError, did_you_mean
 
 T = TypeVar("T")
 
@@ -50,9 +49,8 @@ class Registry(Generic[T]):
             self._load_entry_point(name)
         if name in self._entries:
             return self._entries[name]
-        close = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.6)
-        hint = f" Did you mean `{close[0]}`?" if close else ""
-        raise StabenchError(f"unknown {self.kind} `{name}`.{hint} See `stabench list {self.kind}s`.")
+        raise StabenchError(f"unknown {self.kind} `{name}`.{did_you_mean(name, self.names())} "
+                            f"See `stabench list {self.kind}s`.")
 
     def names(self) -> list[str]:
         """All names, entry-point plugins included (this loads them)."""

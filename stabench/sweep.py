@@ -7,7 +7,6 @@ that fails never stops the others.
 """
 from __future__ import annotations
 
-import difflib
 import json
 import multiprocessing
 import os
@@ -20,7 +19,7 @@ from typing import Any, Iterable, Iterator
 
 from tqdm.auto import tqdm
 
-from stabench.errors import StabenchError
+from stabench.errors import StabenchError, did_you_mean
 from stabench.hyperparams import field_types
 from stabench.methods import METHODS
 from stabench.registry import load_plugins
@@ -91,9 +90,7 @@ def plan(methods: Iterable[str], tasks: Iterable[str], seeds: Iterable[int], *, 
                 cells.append(SweepCell(method.name, task.name, seed, budget, steps, applicable,
                                        run_directory(Path(out), task.name, method.name, cell.run_id)))
     for key in sorted(set(overrides) - used):
-        close = difflib.get_close_matches(key, sorted(valid), n=1)
-        hint = f" Did you mean `{close[0]}`?" if close else ""
-        raise StabenchError(f"no cell of this sweep has a hyperparameter `{key}`.{hint} "
+        raise StabenchError(f"no cell of this sweep has a hyperparameter `{key}`.{did_you_mean(key, sorted(valid))} "
                             f"Valid keys: {', '.join(sorted(valid))}")
     return cells
 

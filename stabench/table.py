@@ -3,7 +3,6 @@ over seeds with a bootstrap confidence interval, within groups of runs that are 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import html
 import json
 import math
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stabench.errors import StabenchError
+from stabench.errors import StabenchError, did_you_mean
 from stabench.tasks import TASKS
 
 IDENTITY = ["run_id", "method", "task", "task_version", "seed", "budget", "steps_planned", "status", "device",
@@ -102,9 +101,7 @@ def _plain(value):
 
 
 def _unknown(problem: str, name: str, choices, what: str) -> StabenchError:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    hint = f" Did you mean `{close[0]}`?" if close else ""
-    return StabenchError(f"{problem}.{hint} {what}: {', '.join(sorted(choices)) or 'none'}.")
+    return StabenchError(f"{problem}.{did_you_mean(name, choices)} {what}: {', '.join(sorted(choices)) or 'none'}.")
 
 
 def _directions(task: str) -> dict[str, str]:
