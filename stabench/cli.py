@@ -7,7 +7,7 @@ import warnings
 
 import click
 
-from stabench.errors import StabenchError
+from stabench.errors import StabenchError, interrupt
 from stabench.hyperparams import defaults, parse_assignments
 from stabench.methods import METHODS
 from stabench.registry import load_plugins
@@ -254,13 +254,9 @@ def _one_line_warning(message, category, filename, lineno, line=None):
     return f"stabench: warning: {message}\n"
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # the runner records an interrupted run before it exits
-
-
 def main(argv=None):
     warnings.formatwarning = _one_line_warning
-    signal.signal(signal.SIGTERM, _interrupt)  # `timeout` and schedulers stop runs this way
+    signal.signal(signal.SIGTERM, interrupt)  # `timeout` and schedulers stop runs this way
     try:
         load_plugins()
     except StabenchError as error:

@@ -10,3 +10,9 @@ def did_you_mean(name: str, choices) -> str:
     """` Did you mean `x`?` for the closest of `choices`, or nothing when none is close."""
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" Did you mean `{close[0]}`?" if close else ""
+
+
+def interrupt(signum, frame):
+    """A signal handler that stops like Ctrl-C, so a run stopped by SIGTERM (`timeout`, a scheduler,
+    a sweep stopping its workers) still records itself as interrupted."""
+    raise KeyboardInterrupt

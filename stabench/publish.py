@@ -1,7 +1,6 @@
 """`stabench publish`: the leaderboard as Markdown and CSV, with its figures."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from stabench.errors import StabenchError  # noqa: E402
+from stabench.store import write_file_atomically  # noqa: E402
 from stabench.table import format_table, groups, leaderboards, load_runs, long_table  # noqa: E402
 
 NOTE = ("Each metric: the mean over seeds [its 95% bootstrap confidence interval]; ↑ larger is better, ↓ smaller "
@@ -22,16 +22,12 @@ NOTE = ("Each metric: the mean over seeds [its 95% bootstrap confidence interval
 
 
 def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)  # a reader sees the old file or the new one, never half of it
+    write_file_atomically(path, lambda temporary: temporary.write_text(text))
 
 
 def _save(figure, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, format="png", dpi=120)
+    write_file_atomically(path, lambda temporary: figure.savefig(temporary, format="png", dpi=120))
     plt.close(figure)
-    os.replace(temporary, path)
 
 
 def samples_grid(runs: pd.DataFrame, title: str, path: Path) -> bool:

@@ -108,13 +108,16 @@ def _step(optimizer: torch.optim.Optimizer, module: torch.nn.Module, direction: 
     optimizer.step()
 
 
+def _parameters_finite(game) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in (*game.discriminator.parameters(), *game.generator.parameters()))
+
+
 def _all_finite(game, cell: Cell, batch) -> bool:
     """Parameters and the value V on the last training batch are finite (a generator can blow up
     to ±inf while its weights stay finite)."""
-    parameters = [p.detach().flatten() for p in (*game.discriminator.parameters(), *game.generator.parameters())]
     with torch.no_grad():
         value = game.value(game.point(), batch, cell.method.loss(cell.method_params))
-    return bool(torch.isfinite(torch.cat(parameters)).all() and torch.isfinite(value))
+    return _parameters_finite(game) and bool(torch.isfinite(value))
 
 
 def versions() -> dict[str, str]:
@@ -263,8 +266,7 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
 
 def _spectrum(cell: Cell, game) -> tuple[dict[str, Any], list[dict[str, float]] | None]:
     """The spectrum at the final parameters: its summary (or why there is none) and its eigenvalues."""
-    parameters = [p.detach().flatten() for p in (*game.discriminator.parameters(), *game.generator.parameters())]
-    if not torch.isfinite(torch.cat(parameters)).all():
+    if not _parameters_finite(game):
         return {"error": "the final parameters are not finite"}, None
     try:
         result = game_spectrum(cell, game, seconds=SPECTRUM_SECONDS)

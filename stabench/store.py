@@ -59,5 +59,18 @@ def write_atomically(directory: Path, fill: Callable[[Path], None]) -> Path:
     return directory
 
 
+def write_file_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+    """Let `write` fill a temporary sibling file, then rename it to `path`: a reader sees the old file
+    or the new one, never half of it."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
 def read_record(directory: Path) -> dict[str, Any]:
     return json.loads((Path(directory) / "run.json").read_text())

@@ -7,7 +7,6 @@ that fails never stops the others.
 """
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import signal
@@ -19,11 +18,11 @@ from typing import Any, Iterable, Iterator
 
 from tqdm.auto import tqdm
 
-from stabench.errors import StabenchError, did_you_mean
+from stabench.errors import StabenchError, did_you_mean, interrupt
 from stabench.hyperparams import field_types
 from stabench.methods import METHODS
 from stabench.registry import load_plugins
-from stabench.store import run_directory
+from stabench.store import read_record, run_directory
 from stabench.tasks import TASKS
 
 FINISHED = ("completed", "diverged")  # a rerun would only reproduce these
@@ -39,7 +38,12 @@ class SweepCell:
     budget: str
     steps: int | None
     overrides: dict[str, Any] = field(hash=False)
-    directory: Path = field(hash=False)
+    out: Path
+    run_id: str
+
+    @property
+    def directory(self) -> Path:
+        return run_directory(self.out, self.task, self.method, self.run_id)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -87,17 +91,17 @@ def plan(methods: Iterable[str], tasks: Iterable[str], seeds: Iterable[int], *, 
             valid |= declared
             for seed in seeds:
                 cell = resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=applicable)
-                cells.append(SweepCell(method.name, task.name, seed, budget, steps, applicable,
-                                       run_directory(Path(out), task.name, method.name, cell.run_id)))
-    for key in sorted(set(overrides) - used):
-        raise StabenchError(f"no cell of this sweep has a hyperparameter `{key}`.{did_you_mean(key, sorted(valid))} "
-                            f"Valid keys: {', '.join(sorted(valid))}")
+                cells.append(SweepCell(method.name, task.name, seed, budget, steps, applicable, Path(out), cell.run_id))
+    unused = sorted(set(overrides) - used)
+    if unused:
+        raise StabenchError(f"no cell of this sweep has a hyperparameter `{unused[0]}`."
+                            f"{did_you_mean(unused[0], sorted(valid))} Valid keys: {', '.join(sorted(valid))}")
     return cells
 
 
 def finished(cell: SweepCell) -> bool:
     try:
-        return json.loads((cell.directory / "run.json").read_text()).get("status") in FINISHED
+        return read_record(cell.directory).get("status") in FINISHED
     except (OSError, ValueError):
         return False
 
@@ -109,7 +113,7 @@ def run_cell(cell: SweepCell, device: str = "auto", spectrum: bool = True) -> tu
 
     try:
         record = run(cell.method, cell.task, seed=cell.seed, budget=cell.budget, steps=cell.steps,
-                     overrides=cell.overrides, device=device, out=cell.directory.parents[2], progress=False,
+                     overrides=cell.overrides, device=device, out=cell.out, progress=False,
                      spectrum=spectrum)
     except Exception as error:  # outside training (the runner records those): report, keep sweeping
         return cell, "failed", f"{type(error).__name__}: {error}"
@@ -125,14 +129,10 @@ def _start_worker(plugins: tuple[str, ...], threads: int, format_warning) -> Non
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep, which stops the workers
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def _run_in_worker(arguments):
     # Pool.terminate() sends SIGTERM: a running cell then records itself as interrupted before the
     # worker exits; an idle worker just ends.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         return run_cell(*arguments)
     except KeyboardInterrupt:
