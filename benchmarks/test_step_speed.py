@@ -6,15 +6,16 @@ means in one sitting, on one machine.
 import pytest
 import torch
 
+from stabench.cell import resolve
 from stabench.methods import METHODS
-from stabench.runner import Trainer, resolve
+from stabench.runner import Trainer, make_context
 
 
 @pytest.mark.parametrize("method", METHODS.names())
 def test_iteration_on_mog(benchmark, method):
     cell = resolve(method, "mog", budget="quick")
-    game = cell.task.build(cell.task_params, cell.seed, torch.device("cpu"))
-    trainer = Trainer(cell, game)
+    game = cell.task.build(cell.task_params, cell.seeds, torch.device("cpu"))
+    trainer = Trainer(cell, game, make_context(cell, game))
     trainer.step()  # first-call allocations out of the measurement
     benchmark.extra_info["threads"] = torch.get_num_threads()
     benchmark.pedantic(trainer.step, rounds=20, iterations=5)

@@ -9,21 +9,24 @@ import stabench
 
 @dataclass
 class R1Params(stabench.MethodParams):
-    gamma: float = 10.0
+    gamma: float = stabench.hyperparameter(10.0, at_least=0)
 
 
 class R1(stabench.Method):
-    Params = R1Params
+    """Non-saturating GAN, D penalised by gamma/2*E|grad_x D(x_real)|^2."""
 
-    def d_direction(self, game, point, batch, params):
+    Params = R1Params
+    source = "Mescheder et al. 2018"
+
+    def d_direction(self, game, point, batch, params, ctx):
         real = batch.real.detach().requires_grad_(True)
         (input_gradient,) = torch.autograd.grad(game.discriminate(point.d, real).sum(), real, create_graph=True)
         penalty = 0.5 * params.gamma * input_gradient.flatten(1).pow(2).sum(1).mean()
         return game.gradient(penalty - game.value(point, batch, "gan"), point.d)
 
-    def g_direction(self, game, point, batch, params):
+    def g_direction(self, game, point, batch, params, ctx):
         fake_logits = game.discriminate(point.d, game.generate(point.g, batch.latent))
         return game.gradient(F.softplus(-fake_logits).mean(), point.g)
 
 
-stabench.register_method(R1("r1", "non-saturating GAN, D penalised by gamma/2*E|grad_x D(x_real)|^2"))
+r1 = stabench.register_method(R1("r1", "non-saturating GAN, D penalised by gamma/2*E|grad_x D(x_real)|^2"))

@@ -1,13 +1,20 @@
 """stabench: a benchmark suite and leaderboard for GAN training stabilizers."""
-__version__ = "0.1.0"
+from stabench.context import Context, TrainingParams
+from stabench.errors import StabenchError
+from stabench.game import Batch, Field, Game, Point
+from stabench.hyperparams import hyperparameter
+from stabench.methods import METHODS, Method, MethodParams, Schedule
+from stabench.records import RunRecord, package_version
+from stabench.references import register_reference
+from stabench.seeds import Seeds
+from stabench.tasks import TASKS, Budget, Task, TaskParams
 
-from stabench.errors import StabenchError  # noqa: E402
-from stabench.game import Batch, Field, Game, Point  # noqa: E402
-from stabench.methods import METHODS, Method, MethodParams, Schedule  # noqa: E402
-from stabench.tasks import TASKS, Budget, Task, TaskParams  # noqa: E402
+__version__ = package_version()
 
 register_method = METHODS.register
 register_task = TASKS.register
+unregister_method = METHODS.unregister
+unregister_task = TASKS.unregister
 get_method = METHODS.get
 get_task = TASKS.get
 
@@ -19,7 +26,7 @@ def load_runs(path):
     return load(path)
 
 
-def run(method, task, **options):
+def run(method, task, **options) -> RunRecord:
     """Train one (method, task, seed) cell and write its record; see `stabench.runner.run`."""
     from stabench.runner import run as run_cell
 
@@ -27,6 +34,8 @@ def run(method, task, **options):
 
 
 __all__ = [
-    "Batch", "Budget", "Field", "Game", "Method", "MethodParams", "Point", "Schedule", "StabenchError",
-    "Task", "TaskParams", "get_method", "get_task", "load_runs", "register_method", "register_task", "run",
+    "Batch", "Budget", "Context", "Field", "Game", "Method", "MethodParams", "Point", "RunRecord", "Schedule",
+    "Seeds", "StabenchError", "Task", "TaskParams", "TrainingParams", "get_method", "get_task", "hyperparameter",
+    "load_runs", "register_method", "register_reference", "register_task", "run", "unregister_method",
+    "unregister_task",
 ]

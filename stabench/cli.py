@@ -10,8 +10,9 @@ import click
 from stabench.errors import StabenchError, interrupt
 from stabench.hyperparams import defaults, parse_assignments
 from stabench.methods import METHODS
+from stabench.records import to_json
+from stabench.references import reference, references_of
 from stabench.registry import load_plugins
-from stabench.store import to_json
 from stabench.tasks import TASKS
 
 
@@ -51,19 +52,27 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print run.json instead of the summary.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--no-spectrum", is_flag=True, help="Skip the Jacobian spectrum at the end of the run.")
+@click.option("--force", is_flag=True,
+              help="Train again even if a finished record of this cell exists (replaced only by a finished attempt).")
 @plugin_option
-def run(method, task, seed, budget, steps, assignments, device, out, as_json, quiet, no_spectrum, plugins):
+def run(method, task, seed, budget, steps, assignments, device, out, as_json, quiet, no_spectrum, force, plugins):
     """Train METHOD on TASK for one seed and write its run record."""
     from stabench.runner import run as run_cell
 
     load_plugins(plugins)
-    record = run_cell(method, task, seed=seed, budget=budget, steps=steps, overrides=parse_assignments(assignments),
-                      device=device, out=out, progress=not (quiet or as_json), spectrum=not no_spectrum)
+    try:
+        record = run_cell(method, task, seed=seed, budget=budget, steps=steps,
+                          overrides=parse_assignments(assignments), device=device, out=out,
+                          progress=not (quiet or as_json), spectrum=not no_spectrum, force=force)
+    except KeyboardInterrupt as stop:
+        where = f"; the record is at {stop.args[0]}" if stop.args else ""
+        click.echo(f"stabench: interrupted{where}", err=True)
+        sys.exit(130)
     if as_json:
-        click.echo(to_json({k: v for k, v in record.items() if k != "path"}))
+        click.echo(record.to_json())
     else:
         click.echo(summary(record))
-    if record["status"] == "failed":
+    if record.status in ("failed", "interrupted"):
         sys.exit(1)
 
 
@@ -73,21 +82,21 @@ def _format(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def summary(record: dict) -> str:
+def summary(record) -> str:
     """A few lines a person reads at the end of a run."""
-    timing = record["timing"]
-    lines = [f"{record['method']} on {record['task']}, seed {record['seed']}, budget {record['budget']}: "
-             f"{record['status']}"]
-    if record["status"] == "diverged":
-        lines.append(f"  diverged: non-finite parameters or value found at step {record['diverged_at_step']}")
-    if record["status"] == "failed":
-        lines.append(f"  error: {record['error']}")
-    if record["metrics"]:
-        lines.append("  " + "   ".join(f"{k} {_format(v)}" for k, v in record["metrics"].items()))
-    rate = _format(timing["steps_per_second"])
-    lines.append(f"  {timing['steps']} steps in {timing['wall_seconds']:.1f} s of training ({rate} steps/s) "
-                 f"on {record['device']}")
-    lines.append(f"  record: {record['path']}")
+    timing = record.timing
+    lines = [f"{record.method} on {record.task}, seed {record.seed}, budget {record.budget}: {record.status}"
+             + (" (already recorded: not trained again; --force trains it again)" if record.reused else "")]
+    if record.status == "diverged":
+        lines.append(f"  diverged: non-finite parameters or value found at step {record.diverged_at_step}")
+    if record.status in ("failed", "interrupted"):
+        lines.append(f"  error: {record.error}")
+    if record.metrics:
+        lines.append("  " + "   ".join(f"{k} {_format(v)}" for k, v in record.metrics.items()))
+    rate = _format(timing.get("steps_per_second"))
+    lines.append(f"  {timing.get('steps')} steps in {timing.get('wall_seconds', 0.0):.1f} s of training ({rate} steps/s) "
+                 f"on {record.device}, {record.threads} threads")
+    lines.append(f"  record: {record.path}")
     return "\n".join(lines)
 
 
@@ -137,10 +146,12 @@ def sweep(methods, tasks, seeds, budget, steps, assignments, workers, backend, a
 @click.option("--task", default=None, help="One task [default: every task with runs].")
 @click.option("--metric", "metrics", multiple=True, help="Metrics to show [default: the task's]; repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "html", "latex"]), default="md", show_default=True)
-def table(results, task, metrics, fmt):
+@plugin_option
+def table(results, task, metrics, fmt, plugins):
     """Leaderboard per task: mean and 95% bootstrap interval over seeds, best method marked."""
     from stabench.table import load_runs, render
 
+    load_plugins(plugins)
     click.echo(render(load_runs(results), task, list(metrics) or None, fmt), nl=False)
 
 
@@ -151,10 +162,12 @@ def table(results, task, metrics, fmt):
               help="Where LEADERBOARD.md, leaderboard.csv and figures/ go.")
 @click.option("--command", "command", default=None,
               help="The command that made the runs, quoted in LEADERBOARD.md.")
-def publish(results, destination, command):
+@plugin_option
+def publish(results, destination, command, plugins):
     """Write the leaderboard (markdown and csv) and its figures."""
     from stabench.publish import publish as write_leaderboard
 
+    load_plugins(plugins)
     for path in write_leaderboard(results, destination, command=command):
         click.echo(f"wrote {path}")
 
@@ -172,14 +185,21 @@ def list_entries(what, task, plugins):
             click.echo(f"{entry.name}  (version {entry.version})\n    {entry.description}\n    budgets: {budgets}")
             click.echo("    defaults: " + _assignments(defaults(entry.Params)))
         return
-    on_task = TASKS.get(task) if task else None
+    on_task = TASKS.get(task).name if task else None
     for entry in METHODS:
-        values = {**entry.defaults(), **(on_task.defaults(entry.name) if on_task else {})}
-        click.echo(f"{entry.name}\n    {entry.description}\n    defaults: {_assignments(values)}")
-        if on_task is None:  # each task's reference settings, where it has some
-            for each_task in TASKS:
-                if each_task.defaults(entry.name):
-                    click.echo(f"    on {each_task.name}: {_assignments(each_task.defaults(entry.name))}")
+        click.echo(f"{entry.name}  (version {entry.version})\n    {entry.description}")
+        if entry.source:
+            click.echo(f"    source: {entry.source}")
+        if on_task is not None:
+            found = reference(entry.name, on_task)
+            values = {**entry.defaults(), **(found.settings if found else {})}
+            click.echo(f"    defaults on {on_task}: {_assignments(values)}")
+            if found:
+                click.echo(f"    reference settings from: {found.source}")
+            continue
+        click.echo(f"    defaults: {_assignments(entry.defaults())}")
+        for found in references_of(entry.name):  # each task's reference settings, where it has some
+            click.echo(f"    on {found.task}: {_assignments(found.settings)}  [{found.source}]")
 
 
 @cli.command()
@@ -218,6 +238,8 @@ def spectrum_text(report: dict, shown: int = 40) -> str:
     if not s["complete"]:
         unconverged = "" if s["converged"] else "; the searches stopped at their restart limit"
         lines.append(f"  (Arnoldi: {s['n_eigenvalues']} eigenvalues found; counts cover those only{unconverged})")
+    if s.get("notes"):
+        lines.append(f"  note: {s['notes']}")
     lines.append("  eigenvalues, largest real part first:")
     lines += [f"    {re:+.6g} {im:+.6g}i" for re, im in report["eigenvalues"][:shown]]
     if len(report["eigenvalues"]) > shown:
@@ -238,7 +260,7 @@ def spectrum_text(report: dict, shown: int = 40) -> str:
 @plugin_option
 def phase(task, method, assignments, grid, out, steps, plugins):
     """Streamlines of METHOD's field in the plane of a two-parameter game, with gradient-step trajectories."""
-    from stabench.spectra import phase as draw_phase
+    from stabench.phase import phase as draw_phase
 
     load_plugins(plugins)
     out = out or (f"phase_{task}.png" if grid else f"phase_{task}_{method}.png")

@@ -33,10 +33,12 @@ class Point:
 
 @dataclass
 class Batch:
-    """Real samples x and latents z for one evaluation of the field."""
+    """Real samples x and latents z for one evaluation of the field; `index` numbers the batches of a
+    run (a method's noise for this batch is seeded by it, see `Context.noise`)."""
 
     real: Tensor
     latent: Tensor
+    index: int = 0
 
 
 @dataclass
@@ -49,22 +51,20 @@ class Field:
 
 @dataclass
 class Game:
-    """Two networks and the samplers of real data and latents (seeded, on the game's device)."""
+    """Two networks and the samplers of real data and latents (seeded, on the game's device).
+
+    Training state (optimizers, a method's noise and memory) lives in the `Context`, not here.
+    """
 
     discriminator: nn.Module
     generator: nn.Module
     sample_real: Callable[[int], Tensor]
     sample_latent: Callable[[int], Tensor]
     differentiable: bool = False  # keep the graph of every gradient (for Jacobians of the field)
-    # D's optimizer while training (the runner sets it): unrolled GANs replay its update rule and state.
-    d_optimizer: torch.optim.Optimizer | None = None
-    # A method's own random draws (WGAN-GP's interpolation weights); the runner seeds it per cell.
-    noise: torch.Generator = field(init=False, repr=False)
     _live: Point = field(init=False, repr=False)
 
     def __post_init__(self):
         self._live = Point(dict(self.discriminator.named_parameters()), dict(self.generator.named_parameters()))
-        self.noise = torch.Generator(device=next(self.discriminator.parameters()).device).manual_seed(0)
 
     def point(self) -> Point:
         """The live parameters: gradients taken at this point are the training step's."""
@@ -92,8 +92,8 @@ class Game:
         f = LOSSES[loss]
         return f(self.discriminate(d, real)).mean() + f(-self.discriminate(d, fake)).mean()
 
-    def sample_batch(self, batch_size: int) -> Batch:
-        return Batch(self.sample_real(batch_size), self.sample_latent(batch_size))
+    def sample_batch(self, batch_size: int, index: int = 0) -> Batch:
+        return Batch(self.sample_real(batch_size), self.sample_latent(batch_size), index)
 
 
 def squared_norm(tensors: Params) -> Tensor:

@@ -1,17 +1,29 @@
-"""Pictures of results: sample scatters over the true modes."""
+"""Pictures of results: sample scatters over the true modes, phase portraits, image grids.
+
+Figures are drawn with matplotlib's object API (`Figure`, no pyplot), imported when a picture is
+made: importing stabench neither pays for matplotlib nor switches a notebook's backend.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")  # files only: runs happen on headless machines
-import matplotlib.pyplot as plt  # noqa: E402
+def new_figure(**options):
+    """A matplotlib Figure that belongs to no GUI backend (saved to files only)."""
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
+
+
+def subplots(rows: int = 1, columns: int = 1, **options):
+    """(figure, axes) like pyplot's `subplots`, without pyplot."""
+    made = new_figure(figsize=options.pop("figsize", None))
+    return made, made.subplots(rows, columns, **options)
 
 
 def scatter_samples(samples, centres, path: Path, title: str, radius: float) -> None:
     """Generated 2-D samples (blue dots) over the mode centres (red crosses)."""
-    figure, axes = plt.subplots(figsize=(4.5, 4.5))
+    figure, axes = subplots(figsize=(4.5, 4.5))
     axes.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.4, color="tab:blue", label="samples")
     axes.scatter(centres[:, 0], centres[:, 1], s=60, marker="x", color="tab:red", label="modes")
     limit = 1.5 * radius
@@ -22,12 +34,11 @@ def scatter_samples(samples, centres, path: Path, title: str, radius: float) -> 
     axes.legend(loc="upper right", fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def compare_samples(real, fake, path: Path, title: str) -> None:
     """Generated against real samples: histograms in 1-D, else a scatter of the first two coordinates."""
-    figure, axes = plt.subplots(figsize=(4.5, 4.5))
+    figure, axes = subplots(figsize=(4.5, 4.5))
     if real.shape[1] == 1:
         finite = fake[:, 0][fake[:, 0].isfinite()]  # a diverged generator may have none
         axes.hist(real[:, 0].numpy(), bins=50, density=True, alpha=0.5, color="tab:red", label="real")
@@ -41,13 +52,12 @@ def compare_samples(real, fake, path: Path, title: str) -> None:
     axes.legend(loc="upper right", fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def phase_portraits(panels, path: Path, columns: int) -> None:
     """Streamlines of each panel's field, its gradient-step trajectories (red) and equilibrium (star)."""
     rows = -(-len(panels) // columns)
-    figure, grid = plt.subplots(rows, columns, figsize=(3.3 * columns, 3.3 * rows), squeeze=False)
+    figure, grid = subplots(rows, columns, figsize=(3.3 * columns, 3.3 * rows), squeeze=False)
     for axes, panel in zip(grid.flat, panels):
         axes.streamplot(panel.d_axis, panel.g_axis, panel.field[0], panel.field[1], color="tab:blue",
                         density=1.0, linewidth=0.6, arrowsize=0.8)
@@ -68,7 +78,6 @@ def phase_portraits(panels, path: Path, columns: int) -> None:
     figure.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def save_grid(images, path: Path, title: str, nrow: int = 10) -> None:
@@ -77,10 +86,9 @@ def save_grid(images, path: Path, title: str, nrow: int = 10) -> None:
 
     grid = make_grid(images.detach().float().nan_to_num(0.0).clamp(-1, 1), nrow=nrow, padding=2,
                      normalize=True, value_range=(-1, 1), pad_value=1.0)
-    figure, axes = plt.subplots(figsize=(6, 6.4))
+    figure, axes = subplots(figsize=(6, 6.4))
     axes.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
     axes.set_axis_off()
     axes.set_title(title, fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)

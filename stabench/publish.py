@@ -4,15 +4,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # files only: publishing happens on headless machines
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from stabench.errors import StabenchError  # noqa: E402
-from stabench.store import write_file_atomically  # noqa: E402
-from stabench.table import format_table, groups, leaderboards, load_runs, long_table  # noqa: E402
+from stabench.errors import StabenchError
+from stabench.plots import subplots
+from stabench.records import CURVE_FILE, SAMPLES_FILE, SPECTRUM_FILE, read_rows, write_file_atomically
+from stabench.table import format_table, groups, leaderboards, load_runs, long_table
 
 NOTE = ("Each metric: the mean over seeds [its 95% bootstrap confidence interval]; ↑ larger is better, ↓ smaller "
         "is better; the best method in bold. `diverged or failed`: the share of runs that went non-finite or "
@@ -27,22 +24,23 @@ def _write_text(path: Path, text: str) -> None:
 
 def _save(figure, path: Path) -> None:
     write_file_atomically(path, lambda temporary: figure.savefig(temporary, format="png", dpi=120))
-    plt.close(figure)
 
 
 def samples_grid(runs: pd.DataFrame, title: str, path: Path) -> bool:
     """The final samples.png of each variant's lowest seed, side by side; False when no run has one."""
-    have = runs.loc[[(Path(p) / "samples.png").is_file() for p in runs.path]]
+    from matplotlib.image import imread
+
+    have = runs.loc[[(Path(p) / SAMPLES_FILE).is_file() for p in runs.path]]
     firsts = have.sort_values("seed").drop_duplicates("variant").sort_values("variant")
     if firsts.empty:
         return False
     columns = min(len(firsts), 4)
     rows = -(-len(firsts) // columns)
-    figure, grid = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
+    figure, grid = subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
     for axes in grid.flat:
         axes.set_axis_off()
     for axes, (_, run) in zip(grid.flat, firsts.iterrows()):
-        axes.imshow(plt.imread(Path(run.path) / "samples.png"))
+        axes.imshow(imread(Path(run.path) / SAMPLES_FILE))
         axes.set_title(f"{run.variant}, seed {run.seed} ({run.status})", fontsize=8)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
@@ -54,19 +52,19 @@ def _per_run_plot(runs: pd.DataFrame, name: str, x: str, y: str, draw, labels: t
                   path: Path) -> bool:
     """`draw(axes, xs, ys, colour, label)` for each run whose csv `name` has columns `x` and `y`, a colour per
     variant; False when no run has such a file."""
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    figure, axes = plt.subplots(figsize=(6, 4.5))
+    from matplotlib import rcParams
+
+    colours = rcParams["axes.prop_cycle"].by_key()["color"]
+    figure, axes = subplots(figsize=(6, 4.5))
     drawn = False
     for index, (variant, rows) in enumerate(runs.groupby("variant")):
         labelled = False
         for run_path in rows.sort_values("seed").path:
-            file = Path(run_path) / name
-            table = pd.read_csv(file) if file.is_file() else None
+            table = read_rows(Path(run_path), name)
             if table is not None and {x, y} <= set(table.columns):
                 draw(axes, table[x], table[y], colours[index % len(colours)], None if labelled else variant)
                 drawn = labelled = True
     if not drawn:
-        plt.close(figure)
         return False
     axes.set_xlabel(labels[0])
     axes.set_ylabel(labels[1])
@@ -83,7 +81,7 @@ def spectrum_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
         axes.scatter(real, imag, s=12, alpha=0.6, color=colour, label=label)
         axes.axvline(0.0, color="black", linewidth=0.6, linestyle="--")  # right of it: locally unstable
 
-    return _per_run_plot(runs, "spectrum.csv", "real", "imag", draw, ("Re λ", "Im λ"), title, path)
+    return _per_run_plot(runs, SPECTRUM_FILE, "real", "imag", draw, ("Re λ", "Im λ"), title, path)
 
 
 def modes_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
@@ -91,7 +89,7 @@ def modes_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
     def draw(axes, seconds, modes, colour, label):
         axes.plot(seconds, modes, color=colour, alpha=0.6, linewidth=1.0, label=label)
 
-    return _per_run_plot(runs, "curve.csv", "wall_seconds", "modes_captured", draw,
+    return _per_run_plot(runs, CURVE_FILE, "wall_seconds", "modes_captured", draw,
                          ("wall seconds of training", "modes captured"), title, path)
 
 

@@ -1,15 +1,16 @@
-"""One generic registry, used for methods and for tasks, and the plugin loaders."""
+"""One generic registry (methods, tasks), plugin loading, and where each entry's code came from."""
 from __future__ import annotations
 
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import warnings
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from stabench.errors import StabenchError, did_you_mean
 
@@ -17,31 +18,51 @@ T = TypeVar("T")
 
 
 class PluginWarning(UserWarning):
-    """A plugin could not be loaded; the others still are."""
+    """A plugin could not be loaded, or loaded without registering what it promised; the others still are."""
 
 
 class Registry(Generic[T]):
     """Named entries of one kind (`method`, `task`), plus entry points loaded on first use.
 
     Each entry is an object with `name` and `description`; third parties add entries with
-    `register` from their own code or through the entry-point group `stabench.<kind>s`.
+    `register` from their own code or through the entry-point group `stabench.<kind>s`. `check`
+    refuses a malformed entry at registration; `from_class` makes an entry of a class an entry point names.
     """
 
-    def __init__(self, kind: str, base: type):
+    def __init__(self, kind: str, base: type, check: Callable[[Any], None] | None = None,
+                 from_class: Callable[[type, str], Any] | None = None):
         self.kind = kind
         self.base = base
         self.group = f"stabench.{kind}s"
+        self.check = check
+        self.from_class = from_class or (lambda cls, name: cls())
         self._entries: dict[str, T] = {}
         self._pending: dict | None = None  # entry points not loaded yet, by name
 
     def register(self, entry: T) -> T:
-        """Add `entry` under `entry.name`; a name is registered once only."""
+        """Add `entry` under `entry.name`.
+
+        The same object twice is a no-op, and an entry whose class is a redefinition of the registered
+        one's (a notebook cell run again) replaces it; any other second use of a name is an error.
+        """
         if not isinstance(entry, self.base):
             raise TypeError(f"a {self.kind} must be a {self.base.__name__}, got {type(entry).__name__}")
-        if entry.name in self._entries:
-            raise ValueError(f"{self.kind} `{entry.name}` is already registered")
+        if self.check is not None:
+            self.check(entry)
+        existing = self._entries.get(entry.name)
+        if existing is entry:
+            return entry
+        if existing is not None and not _redefinition(type(existing), type(entry)):
+            raise ValueError(f"{self.kind} `{entry.name}` is already registered (by {type(existing).__module__}); "
+                             f"unregister it first: stabench.unregister_{self.kind}({entry.name!r})")
         self._entries[entry.name] = entry
         return entry
+
+    def unregister(self, name: str) -> None:
+        """Remove `name` (a one-line error if it is not registered)."""
+        if name not in self._entries:
+            raise StabenchError(f"no {self.kind} `{name}` is registered.{did_you_mean(name, self._entries)}")
+        del self._entries[name]
 
     def get(self, name: str) -> T:
         """The entry called `name`, or a one-line error that suggests the closest name."""
@@ -74,16 +95,50 @@ class Registry(Generic[T]):
         if entry_point is None:
             return
         try:
-            loaded = entry_point.load()
-            if isinstance(loaded, self.base) and loaded.name not in self._entries:
-                self.register(loaded)
+            self._register_loaded(entry_point.load(), name)
         except Exception as error:  # a broken plugin must not break the others
-            warnings.warn(
-                f"{self.kind} plugin `{name}` ({entry_point.value}) failed to load: "
-                f"{type(error).__name__}: {error}",
-                PluginWarning,
-                stacklevel=2,
-            )
+            warnings.warn(f"{self.kind} plugin `{name}` ({entry_point.value}) failed to load: "
+                          f"{type(error).__name__}: {error}", PluginWarning, stacklevel=2)
+            return
+        if name not in self._entries:
+            warnings.warn(f"{self.kind} plugin `{name}` ({entry_point.value}) registered no {self.kind} named "
+                          f"`{name}`", PluginWarning, stacklevel=2)
+
+    def _register_loaded(self, loaded, name: str) -> None:
+        """An entry point may name an instance, a class (made with `from_class`), a factory returning
+        either or a list of them, or a module that registers its entries when imported."""
+        if name in self._entries:  # the module registered it when it was imported
+            return
+        if isinstance(loaded, type) and issubclass(loaded, self.base):
+            loaded = self.from_class(loaded, name)
+        elif callable(loaded) and not isinstance(loaded, self.base):
+            loaded = loaded()
+        for entry in loaded if isinstance(loaded, (list, tuple)) else [loaded]:
+            if isinstance(entry, self.base):
+                self.register(entry)
+
+
+def _redefinition(old: type, new: type) -> bool:
+    return old is not new and (old.__module__, old.__qualname__) == (new.__module__, new.__qualname__)
+
+
+def provenance(entry) -> dict[str, Any]:
+    """Where an entry's code came from, for the run record: `origin` (`built-in`, a module, or the file
+    a plugin was loaded from) and `source_sha256`, a hash of the source of every class it is made of
+    (None where the source cannot be read, as in a notebook)."""
+    classes = [cls for cls in type(entry).__mro__ if cls is not object]
+    module = type(entry).__module__
+    if module.startswith("stabench."):
+        origin = "built-in"
+    else:
+        origin = getattr(sys.modules.get(module), "__file__", None) or module
+    digest = hashlib.sha256()
+    for cls in classes:
+        try:
+            digest.update(inspect.getsource(cls).encode())
+        except (OSError, TypeError):
+            return {"origin": str(origin), "source_sha256": None}
+    return {"origin": str(origin), "source_sha256": digest.hexdigest()[:16]}
 
 
 def load_plugin(spec: str) -> None:
@@ -116,7 +171,8 @@ def load_plugin(spec: str) -> None:
 
 
 def load_plugins(specs=(), environment_variable: str = "STABENCH_PLUGINS") -> None:
-    """Load plugins named on the command line and in $STABENCH_PLUGINS (separated by `os.pathsep`)."""
+    """Load plugins named on the command line and in $STABENCH_PLUGINS, whose items are separated by
+    `os.pathsep` (`:` on Linux and macOS, `;` on Windows), as in PATH."""
     from_environment = [s for s in os.environ.get(environment_variable, "").split(os.pathsep) if s]
     for spec in [*from_environment, *specs]:
         load_plugin(spec)

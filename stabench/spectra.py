@@ -1,10 +1,10 @@
-"""Jacobian spectra of a method's field at a parameter point, and the field's trajectories.
+"""Jacobian spectra of a method's field at a parameter point.
 
 Simultaneous gradient steps follow h(θ) = -(g_D, g_G), θ ← θ + αh(θ); the paper's stability analysis
 linearises h: J = ∂h/∂θ. J is taken with torch.autograd, as the fields are (`Game.differentiable`
 keeps the graph of every gradient a method takes), in float64 on a copy of the networks and on a
 fixed evaluation batch: the task's exact batch where it knows an equilibrium (h = 0 there to machine
-precision), else `batch_size` samples from a game built with seed + SPECTRUM_SEED_OFFSET.
+precision), else `batch_size` samples drawn from the cell's own `spectrum` stream (`Seeds`).
 
 Up to `dense_limit` parameters: every eigenvalue of the dense J, built row by row from
 vector-Jacobian products. Above: the k eigenvalues of largest real part and the k of largest
@@ -16,24 +16,21 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs
 
+from stabench.cell import Cell, pick_device, resolve
+from stabench.context import Context
 from stabench.errors import StabenchError
 from stabench.game import Batch, Game, Point
-from stabench.hyperparams import field_types
-from stabench.tasks import TASKS
-
-if TYPE_CHECKING:
-    from stabench.runner import Cell
+from stabench.hyperparams import identity
+from stabench.records import RUN_FILE, CorruptRecord, is_record, read_record, read_state
 
 DENSE_LIMIT = 2000  # parameters; a dense J of this size takes as many backward passes
 DEFAULT_K = 20
@@ -46,7 +43,6 @@ ARNOLDI_MAX_RESTARTS = 30
 # The Krylov basis: 5k vectors converge the rightmost eigenvalues of the `mog` J in a third of the
 # products of ARPACK's default 2k+1 (270 against 421 and not converged); capped at this many bytes.
 ARNOLDI_BASIS_BYTES = 2**30
-SPECTRUM_SEED_OFFSET = 30_011  # the evaluation batch's own stream (runner.py has the others)
 
 
 class NotDifferentiable(StabenchError):
@@ -57,23 +53,19 @@ class NotDifferentiable(StabenchError):
                          "(the field is not differentiable there)")
 
 
-def analysis_copy(game: Game, dtype: torch.dtype = torch.float64) -> Game:
-    """The game with its networks (and D's optimizer, which unrolled GANs replay) copied to `dtype`,
-    keeping the graph of every gradient; the live game is untouched."""
-    discriminator = copy.deepcopy(game.discriminator).to(dtype)
-    optimizer = None
-    if game.d_optimizer is not None:
-        optimizer = type(game.d_optimizer)(discriminator.parameters(), **game.d_optimizer.defaults)
-        optimizer.load_state_dict(game.d_optimizer.state_dict())  # casts the state to `dtype`
-    return dataclasses.replace(game, discriminator=discriminator, generator=copy.deepcopy(game.generator).to(dtype),
-                               d_optimizer=optimizer, differentiable=True)
+def analysis_copy(game: Game, ctx: Context, dtype: torch.dtype = torch.float64) -> tuple[Game, Context]:
+    """The game with its networks copied to `dtype`, keeping the graph of every gradient, and the
+    context over the copy (optimizer and method state cast along); the live game is untouched."""
+    copied = dataclasses.replace(game, discriminator=copy.deepcopy(game.discriminator).to(dtype),
+                                 generator=copy.deepcopy(game.generator).to(dtype), differentiable=True)
+    return copied, ctx.copy_for(copied)
 
 
 class FieldMap:
     """h(θ) = -(g_D, g_G) of one method on one batch, as a function of one flat vector θ (D's parameters first)."""
 
-    def __init__(self, method, method_params, game: Game, batch: Batch):
-        self.method, self.method_params, self.game, self.batch = method, method_params, game, batch
+    def __init__(self, method, method_params, game: Game, batch: Batch, ctx: Context):
+        self.method, self.method_params, self.game, self.batch, self.ctx = method, method_params, game, batch, ctx
         live = game.point()
         self.d_shapes = {name: p.shape for name, p in live.d.items()}
         self.g_shapes = {name: p.shape for name, p in live.g.items()}
@@ -101,7 +93,7 @@ class FieldMap:
         """h, flat, at the point `leaves` (from `self.leaves`)."""
         n_d = len(self.d_shapes)
         point = Point(dict(zip(self.d_shapes, leaves[:n_d])), dict(zip(self.g_shapes, leaves[n_d:])))
-        field = self.method.field(self.game, point, self.batch, self.method_params)
+        field = self.method.field(self.game, point, self.batch, self.method_params, self.ctx)
         return -torch.cat([field.d[name].reshape(-1) for name in self.d_shapes]
                           + [field.g[name].reshape(-1) for name in self.g_shapes])
 
@@ -226,12 +218,13 @@ class Spectrum:
     seconds: float
 
     converged: bool = True  # Arnoldi: both searches converged (else the eigenvalues that did)
+    notes: tuple[str, ...] = ()  # what the spectrum is of, where that is not plain (see Context.replay)
 
     @property
     def summary(self) -> dict[str, Any]:
         return {**summarize(self.eigenvalues, complete=self.solver == "dense"), "solver": self.solver,
                 "converged": self.converged, "n_parameters": self.n_parameters, "field_norm": self.field_norm,
-                "seconds": self.seconds}
+                "seconds": self.seconds, **({"notes": " ".join(self.notes)} if self.notes else {})}
 
     def rows(self) -> list[dict[str, float]]:
         """One row per eigenvalue, for spectrum.csv."""
@@ -240,28 +233,38 @@ class Spectrum:
 
 def evaluation_batch(cell: Cell, game: Game) -> tuple[Point | None, Batch]:
     """The task's equilibrium (None if unknown) and the fixed batch spectra are evaluated on, in `game`'s dtype."""
-    generator = torch.Generator().manual_seed(cell.seed + SPECTRUM_SEED_OFFSET)
-    known = cell.task.equilibrium(game, cell.task_params, generator)
+    seeds = cell.seeds
+    known = cell.task.equilibrium(game, cell.task_params, torch.Generator().manual_seed(seeds.spectrum))
     if known is not None:
         return known
     parameter = next(game.generator.parameters())
-    sampler = cell.task.build(cell.task_params, cell.seed + SPECTRUM_SEED_OFFSET, parameter.device)
+    sampler = cell.task.build(cell.task_params, dataclasses.replace(seeds, data=seeds.spectrum), parameter.device)
     batch = sampler.sample_batch(cell.task_params.batch_size)
     return None, Batch(batch.real.to(parameter.dtype), batch.latent.to(parameter.dtype))
 
 
-def game_spectrum(cell: Cell, game: Game, *, at_equilibrium: bool = False, k: int = DEFAULT_K,
+def analysis_field(cell: Cell, game: Game | None = None, ctx: Context | None = None) -> tuple[FieldMap, Point | None]:
+    """`cell.method`'s field on the cell's evaluation batch, over a float64 copy of `game` and `ctx` (by
+    default a game freshly built from the cell's seeds, with no optimizer state), and the task's
+    equilibrium (None where none is known)."""
+    if game is None:
+        game = cell.task.build(cell.task_params, cell.seeds, torch.device("cpu"))
+        ctx = Context(game, cell.task_params, cell.seeds.noise, optimizer_state_known=False)
+    analysed, analysed_ctx = analysis_copy(game, ctx)
+    equilibrium, batch = evaluation_batch(cell, analysed)
+    return FieldMap(cell.method, cell.method_params, analysed, batch, analysed_ctx), equilibrium
+
+
+def game_spectrum(cell: Cell, game: Game, ctx: Context, *, at_equilibrium: bool = False, k: int = DEFAULT_K,
                   dense_limit: int = DENSE_LIMIT, seconds: float | None = None) -> Spectrum:
     """The spectrum of `cell.method`'s field at `game`'s parameters, or at the task's known equilibrium.
 
     `seconds` bounds the time of an Arnoldi search (raises `SpectrumTooSlow` if it cannot fit)."""
     started = time.perf_counter()
-    analysed = analysis_copy(game)
-    equilibrium, batch = evaluation_batch(cell, analysed)
+    field_map, equilibrium = analysis_field(cell, game, ctx)
     if at_equilibrium and equilibrium is None:
         raise StabenchError(f"task `{cell.task.name}` has no known equilibrium; use `--at init` or a run directory")
-    field_map = FieldMap(cell.method, cell.method_params, analysed, batch)
-    theta = field_map.flatten(equilibrium if at_equilibrium else analysed.point())
+    theta = field_map.flatten(equilibrium if at_equilibrium else field_map.game.point())
     field_norm = float(field_map.at(theta).norm())
     if field_map.size <= dense_limit or k >= field_map.size - 1:
         jacobian = dense_jacobian(field_map, theta).cpu().numpy()
@@ -273,156 +276,54 @@ def game_spectrum(cell: Cell, game: Game, *, at_equilibrium: bool = False, k: in
                                                      seconds=seconds)
         solver = "arnoldi"
     return Spectrum(by_real_part(eigenvalues), solver, field_map.size, field_norm, time.perf_counter() - started,
-                    converged)
-
-
-def load_run(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A run record's run.json and its final parameters (state.pt), or a one-line error."""
-    directory = Path(directory)
-    if not (directory / "run.json").is_file():
-        raise StabenchError(f"`{directory}` is not a run record (no run.json); pass equilibrium, init or a run folder")
-    try:
-        record = json.loads((directory / "run.json").read_text())
-    except json.JSONDecodeError as error:
-        raise StabenchError(f"`{directory / 'run.json'}` is corrupt: {error}") from None
-    missing = [key for key in ("method", "task", "seed", "config") if key not in record]
-    if missing:
-        raise StabenchError(f"`{directory / 'run.json'}` is corrupt: it has no {', '.join(missing)}")
-    if not (directory / "state.pt").is_file():
-        raise StabenchError(f"run `{directory}` has no state.pt (recorded before final parameters were saved)")
-    try:
-        state = torch.load(directory / "state.pt", weights_only=True, map_location="cpu")
-    except Exception as error:  # unpickling reports corruption in many ways
-        raise StabenchError(f"`{directory / 'state.pt'}` cannot be read: {error}") from None
-    return record, state
+                    converged, tuple(field_map.ctx.notes))
 
 
 def analyse(method: str | None, task: str | None, at: str, *, seed: int = 0, overrides: dict | None = None,
             k: int = DEFAULT_K, device: str = "cpu") -> dict[str, Any]:
     """The spectrum report behind `stabench spectrum`: at `equilibrium`, `init` or a run folder.
 
-    For a run folder the task, seed and task hyperparameters come from its record, and the method too
-    unless another is named (then only the record's task hyperparameters are kept).
+    For a run folder the task, seed and identity hyperparameters come from its record (its
+    environment settings, such as where data lives, never do), the parameters and the optimizer and
+    method state from its state file, and the method too unless another is named (then only the
+    record's task hyperparameters are kept).
     """
-    from stabench.runner import make_optimizer, pick_device, resolve
-
     overrides = dict(overrides or {})
     state = None
     if at not in ("equilibrium", "init"):
-        record, state = load_run(at)
-        if task is not None and task != record["task"]:
-            raise StabenchError(f"the run at `{at}` is on task `{record['task']}`, not `{task}`")
-        task, seed = record["task"], record["seed"]
-        config = record["config"]
-        if method is not None and method != record["method"]:
-            task_keys = field_types(TASKS.get(task).Params)
-            config = {key: value for key, value in config.items() if key in task_keys}
-        method = method or record["method"]
-        overrides = {**config, **overrides}
+        if not is_record(at):
+            raise StabenchError(f"`{at}` is not a run record (no {RUN_FILE}); pass equilibrium, init or a run folder")
+        try:
+            record, state = read_record(at), read_state(at)
+        except CorruptRecord as error:
+            raise StabenchError(str(error)) from None
+        if task is not None and task != record.task:
+            raise StabenchError(f"the run at `{at}` is on task `{record.task}`, not `{task}`")
+        task, seed = record.task, record.seed
+        plain = resolve(record.method if method is None else method, task, seed=seed)
+        keys = set(plain.config) if method in (None, record.method) else set(identity(plain.task_params))
+        method = method or record.method
+        overrides = {**{key: value for key, value in record.config.items() if key in keys}, **overrides}
     if method is None or task is None:
         raise StabenchError("name `--method` and `--task` (only a run folder supplies them)")
     if k < 1:
         raise StabenchError(f"`--k` must be at least 1, got {k}")
     cell = resolve(method, task, seed=seed, overrides=overrides)
-    game = cell.task.build(cell.task_params, cell.seed, pick_device(device))
-    game.d_optimizer = make_optimizer(game.discriminator.parameters(), cell.task_params)
+    game = cell.task.build(cell.task_params, cell.seeds, pick_device(device))
+    ctx = Context(game, cell.task_params, cell.seeds.noise, optimizer_state_known=state is not None)
     if state is not None:
         try:
             game.discriminator.load_state_dict(state["discriminator"])
             game.generator.load_state_dict(state["generator"])
-            if "d_optimizer" in state:
-                game.d_optimizer.load_state_dict(state["d_optimizer"])
-        except (KeyError, ValueError, RuntimeError) as error:
-            raise StabenchError(f"`{at}/state.pt` does not fit task `{task}`: {str(error).splitlines()[0]}") from None
-    spectrum = game_spectrum(cell, game, at_equilibrium=at == "equilibrium", k=k)
+            ctx.load_state_dict(state)
+            ctx.optimizer_state_known = "d_optimizer" in state
+        except (KeyError, ValueError, RuntimeError, TypeError) as error:
+            raise StabenchError(f"the state file in `{at}` does not fit task `{task}`: "
+                                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    spectrum = game_spectrum(cell, game, ctx, at_equilibrium=at == "equilibrium", k=k)
     return {
         "method": cell.method.name, "task": cell.task.name, "at": at, "seed": cell.seed,
         "config": cell.config, "task_params": cell.task.describe(cell.task_params),
         "summary": spectrum.summary,
         "eigenvalues": [[float(value.real), float(value.imag)] for value in spectrum.eigenvalues],
     }
-
-
-def trajectory(field_map: FieldMap, start: torch.Tensor, step_size: float, steps: int) -> torch.Tensor:
-    """The points visited by simultaneous gradient steps θ ← θ + αh(θ) from `start`: (steps + 1) × n."""
-    points = [start.detach()]
-    for _ in range(steps):
-        points.append(points[-1] + step_size * field_map.at(points[-1]))
-    return torch.stack(points)
-
-
-@dataclass
-class PhasePanel:
-    """The field of a two-parameter game on a grid, and gradient-step trajectories, ready to draw."""
-
-    title: str
-    labels: tuple[str, str]  # D's parameter (horizontal), G's (vertical)
-    d_axis: np.ndarray
-    g_axis: np.ndarray
-    field: np.ndarray  # 2 × len(g_axis) × len(d_axis): h_D and h_G at every grid point
-    trajectories: list[np.ndarray]
-    equilibrium: tuple[float, float] | None
-    step_size: float
-
-
-def phase_panel(cell: Cell, title: str, *, span: float = 1.0, resolution: int = 21, step_size: float = 0.01,
-                steps: int = 3000) -> PhasePanel:
-    """The field of `cell.method` on a game with one scalar parameter per player (like `lq1d`), on the
-    square of half-width `span` around the known equilibrium (else the initial point), with the
-    trajectories of two gradient-step runs started inside it."""
-    game = analysis_copy(cell.task.build(cell.task_params, cell.seed, torch.device("cpu")))
-    equilibrium, batch = evaluation_batch(cell, game)
-    field_map = FieldMap(cell.method, cell.method_params, game, batch)
-    if field_map.sizes != [1, 1] or len(field_map.d_shapes) != 1:
-        raise StabenchError(f"a phase portrait needs one scalar parameter per player (like `lq1d`); "
-                            f"`{cell.task.name}` has {field_map.size} parameters")
-    centre = field_map.flatten(equilibrium if equilibrium is not None else game.point())
-    d_axis = np.linspace(centre[0].item() - span, centre[0].item() + span, resolution)
-    g_axis = np.linspace(centre[1].item() - span, centre[1].item() + span, resolution)
-    field = np.zeros((2, resolution, resolution))
-    for row, g_value in enumerate(g_axis):
-        for column, d_value in enumerate(d_axis):
-            theta = torch.tensor([d_value, g_value], dtype=centre.dtype)
-            field[:, row, column] = field_map.at(theta).numpy()
-    starts = [centre + span * torch.tensor(offset, dtype=centre.dtype) for offset in ((0.0, -0.25), (-0.5, 0.5))]
-    return PhasePanel(
-        title=title, labels=(*field_map.d_shapes, *field_map.g_shapes), d_axis=d_axis, g_axis=g_axis, field=field,
-        trajectories=[trajectory(field_map, start, step_size, steps).numpy() for start in starts],
-        equilibrium=tuple(centre.tolist()) if equilibrium is not None else None, step_size=step_size,
-    )
-
-
-FIGURE_3 = [(loss, eta) for loss in ("gan", "wgan") for eta in (0.0, 0.25, 0.5, 1.0)]
-
-
-def phase(task: str, method: str | None, path: str | Path, *, overrides: dict | None = None, seed: int = 0,
-          grid: bool = False, steps: int = 3000) -> Path:
-    """Draw the phase portrait behind `stabench phase` into the PNG `path`.
-
-    With `grid`, the paper's Figure 3: `gradreg` with the GAN and the WGAN loss (rows) and
-    η ∈ {0, 0.25, 0.5, 1} (columns); η = 0 is the plain GAN and WGAN field. `overrides` apply to every panel.
-    """
-    from stabench.plots import phase_portraits
-    from stabench.runner import resolve
-
-    overrides = dict(overrides or {})
-    if steps < 0:
-        raise StabenchError(f"`--steps` must be at least 0, got {steps}")
-    if grid:
-        if method not in (None, "gradreg"):
-            raise StabenchError("`--grid` draws `gradreg` with both losses and four values of eta; leave out `--method`")
-        taken = sorted({"eta", "loss"} & set(overrides))
-        if taken:
-            raise StabenchError(f"`--grid` sets {' and '.join(taken)} itself; leave {'them' if len(taken) > 1 else 'it'} out")
-        cells = [(resolve("gradreg", task, seed=seed, overrides={**overrides, "loss": loss, "eta": eta}),
-                  f"{loss.upper()}, η = {eta:g}") for loss, eta in FIGURE_3]
-        columns = 4
-    else:
-        if method is None:
-            raise StabenchError("name `--method` (or draw the paper's whole figure with `--grid`)")
-        cell = resolve(method, task, seed=seed, overrides=overrides)
-        shown = ", ".join(f"{key}={value}" for key, value in overrides.items())
-        cells, columns = [(cell, f"{cell.method.name}" + (f", {shown}" if shown else ""))], 1
-    panels = [phase_panel(cell, title, steps=steps) for cell, title in cells]
-    phase_portraits(panels, Path(path), columns)
-    return Path(path)

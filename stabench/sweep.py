@@ -1,9 +1,10 @@
 """Sweeps: one run per (method, task, seed) cell, in local worker processes or as Ray tasks.
 
 A cell whose record under `out` already says `completed` or `diverged` (same run_id, so the same
-method, task, hyperparameters, seed and budget) is skipped: rerunning an interrupted sweep runs only
-what is missing, and a `failed` cell is tried again. Every cell writes its own record, so a cell
-that fails never stops the others.
+method and version, task, hyperparameters, seed and budget), written by the same method code, is
+skipped: rerunning an interrupted sweep runs only what is missing; a `failed` or `interrupted` cell,
+or one whose method's source changed since, is run again. Every cell writes its own record, so a
+cell that fails never stops the others.
 """
 from __future__ import annotations
 
@@ -18,14 +19,13 @@ from typing import Any, Iterable, Iterator
 
 from tqdm.auto import tqdm
 
+from stabench.cell import resolve
 from stabench.errors import StabenchError, did_you_mean, interrupt
 from stabench.hyperparams import field_types
 from stabench.methods import METHODS
-from stabench.registry import load_plugins
-from stabench.store import read_record, run_directory
+from stabench.records import FINISHED, method_code, read_record, run_directory
+from stabench.registry import load_plugins, provenance
 from stabench.tasks import TASKS
-
-FINISHED = ("completed", "diverged")  # a rerun would only reproduce these
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,6 @@ def plan(methods: Iterable[str], tasks: Iterable[str], seeds: Iterable[int], *, 
     An override applies to the cells whose method or task declares it (`eta` only to `gradreg`); a
     key that no cell declares is an error.
     """
-    from stabench.runner import resolve
-
     overrides = dict(overrides or {})
     used: set[str] = set()
     valid: set[str] = set()
@@ -100,10 +98,12 @@ def plan(methods: Iterable[str], tasks: Iterable[str], seeds: Iterable[int], *, 
 
 
 def finished(cell: SweepCell) -> bool:
+    """The cell has a finished record, made by the method code registered now."""
     try:
-        return read_record(cell.directory).get("status") in FINISHED
-    except (OSError, ValueError):
+        record = read_record(cell.directory)
+    except ValueError:
         return False
+    return record.status in FINISHED and method_code(record) == provenance(METHODS.get(cell.method))["source_sha256"]
 
 
 def run_cell(cell: SweepCell, device: str = "auto", spectrum: bool = True) -> tuple[SweepCell, str, str | None]:
@@ -114,10 +114,12 @@ def run_cell(cell: SweepCell, device: str = "auto", spectrum: bool = True) -> tu
     try:
         record = run(cell.method, cell.task, seed=cell.seed, budget=cell.budget, steps=cell.steps,
                      overrides=cell.overrides, device=device, out=cell.out, progress=False,
-                     spectrum=spectrum)
+                     spectrum=spectrum, force=True)
+    except StabenchError as error:
+        return cell, "failed", str(error)
     except Exception as error:  # outside training (the runner records those): report, keep sweeping
         return cell, "failed", f"{type(error).__name__}: {error}"
-    return cell, record["status"], record.get("error")
+    return cell, record.status, record.error
 
 
 def _start_worker(plugins: tuple[str, ...], threads: int, format_warning) -> None:

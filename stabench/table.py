@@ -2,9 +2,7 @@
 over seeds with a bootstrap confidence interval, within groups of runs that are comparable."""
 from __future__ import annotations
 
-import dataclasses
 import html
-import json
 import math
 import warnings
 from pathlib import Path
@@ -13,14 +11,12 @@ import numpy as np
 import pandas as pd
 
 from stabench.errors import StabenchError, did_you_mean
-from stabench.tasks import TASKS
+from stabench.records import RunRecord, find_records
 
-IDENTITY = ["run_id", "method", "task", "task_version", "seed", "budget", "steps_planned", "status", "device",
-            "data_source"]
-REQUIRED = ["run_id", "method", "task", "task_version", "seed", "budget", "steps_planned", "status", "config",
-            "metrics", "timing"]
+IDENTITY = ["run_id", "method", "method_version", "task", "task_version", "seed", "budget", "steps_planned",
+            "steps_overridden", "status", "device", "threads", "data_source"]
 # Runs that differ in any of these measure different things: a leaderboard never pools them.
-GROUP = ["task", "task_version", "budget", "steps_planned", "data_source"]
+GROUP = ["task", "task_version", "budget", "steps_planned", "steps_overridden", "data_source"]
 LONG = [*GROUP, "method", "seeds", "diverged_or_failed", "wall_seconds", "steps_per_second",
         "metric", "direction", "mean", "low", "high", "n", "best"]
 FORMATS = ("md", "csv", "html", "latex")
@@ -36,39 +32,28 @@ def _flatten(prefix: str, mapping) -> dict:
     return flat
 
 
-def _row(record, directory: Path) -> dict:
-    if not isinstance(record, dict):
-        raise ValueError("not a JSON object")
-    missing = [key for key in REQUIRED if key not in record]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    data = record.get("data") or {}
+def _row(record: RunRecord) -> dict:
     # The scalar facts of `data` (which copy of a data set, how many digits) say what the metrics were measured on.
-    source = ", ".join(f"{key}={value}" for key, value in data.items() if not isinstance(value, (dict, list)))
-    row = {key: record.get(key) for key in IDENTITY} | {"data_source": source or None}
+    source = ", ".join(f"{key}={value}" for key, value in record.data.items() if not isinstance(value, (dict, list)))
+    row = {key: getattr(record, key) for key in IDENTITY if key != "data_source"} | {"data_source": source or None}
     for section in ("config", "metrics", "timing", "spectrum", "data", "versions"):
-        row.update(_flatten(f"{section}.", record.get(section)))
-    return row | {"diverged_at_step": record.get("diverged_at_step"), "error": record.get("error"),
-                  "started_at": record.get("started_at"), "path": str(directory)}
+        row.update(_flatten(f"{section}.", getattr(record, section)))
+    row.update(_flatten("direction.", record.metric_directions))
+    return row | {"diverged_at_step": record.diverged_at_step, "error": record.error,
+                  "started_at": record.started_at, "path": str(record.path)}
 
 
 def load_runs(path) -> pd.DataFrame:
-    """Every run record (run.json) under `path`, one row per run: the identity columns, then `config.*`,
-    `metrics.*`, `timing.*`, `spectrum.*`, `data.*`, `versions.*`, error and path.
+    """Every run record under `path`, one row per run: the identity columns, then `config.*`, `metrics.*`,
+    `timing.*`, `spectrum.*`, `data.*`, `versions.*`, `direction.*` (the task's metric directions, as
+    recorded), error and path.
 
     A record that cannot be read is skipped with a warning; a run found twice is kept once.
     """
     root = Path(path)
     if not root.is_dir():
         raise StabenchError(f"no results folder at `{root}`")
-    rows = []
-    for file in sorted(root.rglob("run.json")):
-        if any(part.startswith(".") for part in file.relative_to(root).parts):
-            continue  # a record still being written (store.write_atomically)
-        try:
-            rows.append(_row(json.loads(file.read_text()), file.parent))
-        except (OSError, ValueError, TypeError, AttributeError) as error:  # unreadable, not JSON, or wrong shape
-            warnings.warn(f"skipping unreadable run record {file}: {error}", stacklevel=2)
+    rows = [_row(record) for record in find_records(root)]
     if not rows:
         return pd.DataFrame(columns=IDENTITY)
     frame = pd.DataFrame(rows)
@@ -104,25 +89,33 @@ def _unknown(problem: str, name: str, choices, what: str) -> StabenchError:
     return StabenchError(f"{problem}.{did_you_mean(name, choices)} {what}: {', '.join(sorted(choices)) or 'none'}.")
 
 
-def _directions(task: str) -> dict[str, str]:
-    return TASKS.get(task).metric_directions if task in TASKS else {}
+def _directions(runs: pd.DataFrame, task: str) -> dict[str, str]:
+    """The task's metric directions as its records state them (the newest record's where they differ)."""
+    of_task = runs[runs.task == task].sort_values("started_at", na_position="first")
+    columns = [c for c in of_task if c.startswith("direction.")]
+    directions = {}
+    for column in columns:
+        stated = of_task[column].dropna()
+        if len(stated):
+            directions[column[len("direction."):]] = stated.iloc[-1]
+    return directions
 
 
 def metric_names(runs: pd.DataFrame, task: str) -> list[str]:
     """The task's declared metrics, then any other metric its records hold."""
     of_task = runs[runs.task == task]
     recorded = [c[len("metrics."):] for c in of_task if c.startswith("metrics.") and of_task[c].notna().any()]
-    return [*_directions(task), *(m for m in recorded if m not in _directions(task))]
+    directions = _directions(runs, task)
+    return [*directions, *(m for m in recorded if m not in directions)]
 
 
-def _variants(runs: pd.DataFrame, task: str) -> pd.Series:
-    """Each run's method, with the hyperparameters that differ between that method's runs appended:
-    runs with different settings are different rows, never pooled."""
-    ignored = {f.name for f in dataclasses.fields(TASKS.get(task).Params)
-               if not f.metadata.get("identity", True)} if task in TASKS else set()
+def _variants(runs: pd.DataFrame) -> pd.Series:
+    """Each run's method, with the hyperparameters (and method version) that differ between that method's
+    runs appended: runs with different settings or code versions are different rows, never pooled."""
     labels = runs["method"].copy()
     for method, rows in runs.groupby("method"):
-        config = rows[[c for c in rows if c.startswith("config.") and c[len("config."):] not in ignored]]
+        config = rows[[c for c in rows if c.startswith("config.")]].copy()
+        config.insert(0, "config.method_version", rows["method_version"])
         # a key missing from older records is a setting of its own, not a match for any value
         config = config.astype(object).where(config.notna(), "unset").astype(str)
         varying = [c for c in config if config[c].nunique() > 1]
@@ -133,9 +126,11 @@ def _variants(runs: pd.DataFrame, task: str) -> pd.Series:
 
 
 def label(group: dict) -> str:
-    """`mog · version 1 · budget quick · 20000 steps`, then the data source if there is one."""
-    parts = [group["task"], f"version {group['task_version']}", f"budget {group['budget']}",
-             f"{group['steps_planned']} steps", group["data_source"]]
+    """`mog · version 1 · budget quick · 20000 steps` (`steps 5000` where `--steps` overrode the budget),
+    then the data source if there is one."""
+    steps = f"steps {group['steps_planned']}" if group.get("steps_overridden") else f"{group['steps_planned']} steps"
+    parts = [group["task"], f"version {group['task_version']}", f"budget {group['budget']}", steps,
+             group["data_source"]]
     return " · ".join(str(part) for part in parts if part)
 
 
@@ -146,7 +141,7 @@ def groups(runs: pd.DataFrame, task: str) -> dict[str, pd.DataFrame]:
     split = {}
     for key, rows in runs[runs.task == task].groupby(GROUP, dropna=False, sort=True):
         group = {name: _plain(value) for name, value in zip(GROUP, key)}
-        split[label(group)] = rows.assign(variant=_variants(rows, task)).dropna(axis=1, how="all")
+        split[label(group)] = rows.assign(variant=_variants(rows)).dropna(axis=1, how="all")
         split[label(group)].attrs["group"] = group
     return split
 
@@ -169,7 +164,7 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
     for metric in metrics:
         if metric not in available:
             raise _unknown(f"unknown metric `{metric}` for task `{task}`", metric, available, "its metrics")
-    directions = {m: d for m, d in _directions(task).items() if m in metrics}
+    directions = {m: d for m, d in _directions(runs, task).items() if m in metrics}
     tables = {}
     for name, group in split.items():
         rows = []

@@ -9,8 +9,11 @@ import torch
 
 from stabench.errors import StabenchError
 from stabench.methods import METHODS
-from stabench.runner import resolve, run
-from stabench.spectra import FieldMap, analysis_copy, dense_jacobian, evaluation_batch, trajectory
+from stabench.cell import resolve
+from stabench.phase import trajectory
+from stabench.runner import run
+from stabench.seeds import Seeds
+from stabench.spectra import analysis_field, dense_jacobian
 from stabench.tasks.lq import LqParams, chebyshev_quadrature, data_distribution, sqrt_psd
 
 # f'(0) and f''(0) of each loss (DESIGN.md): the only numbers of f the Jacobian at the equilibrium sees
@@ -23,12 +26,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def tool_jacobian(method, task, overrides):
     """J and |h| at the task's equilibrium, as `stabench spectrum` computes them, with the batch used."""
     cell = resolve(method, task, overrides=overrides)
-    game = analysis_copy(cell.task.build(cell.task_params, 0, torch.device("cpu")))
-    equilibrium, batch = evaluation_batch(cell, game)
-    field_map = FieldMap(cell.method, cell.method_params, game, batch)
+    field_map, equilibrium = analysis_field(cell)
     theta = field_map.flatten(equilibrium)
     field = field_map.at(theta)
-    return dense_jacobian(field_map, theta).numpy(), field, batch, cell
+    return dense_jacobian(field_map, theta).numpy(), field, field_map.batch, cell
 
 
 def commutation(n):
@@ -152,9 +153,7 @@ def test_the_lq1d_quadrature_integrates_polynomials_to_degree_5_and_smooth_funct
 def simulate(method, overrides, start, step_size, steps):
     """Distances to (0, 1) along simultaneous gradient steps on lq1d's evaluation batch."""
     cell = resolve(method, "lq1d", overrides=overrides)
-    game = analysis_copy(cell.task.build(cell.task_params, 0, torch.device("cpu")))
-    equilibrium, batch = evaluation_batch(cell, game)
-    field_map = FieldMap(cell.method, cell.method_params, game, batch)
+    field_map, equilibrium = analysis_field(cell)
     points = trajectory(field_map, torch.tensor(start, dtype=torch.float64), step_size, steps)
     return (points - field_map.flatten(equilibrium)).norm(dim=1).numpy()
 
@@ -178,7 +177,7 @@ def test_gradient_steps_on_lq1d_do_what_the_spectra_say():
 def test_metrics_are_the_closed_forms():
     task = resolve("vanilla", "lq", overrides={"dim": 1, "mean": "0.5", "cov": "2"}).task
     params = LqParams(dim=1, mean="0.5", cov="2")
-    game = task.build(params, 0, torch.device("cpu"))
+    game = task.build(params, Seeds.derive(0), torch.device("cpu"))
     with torch.no_grad():
         game.generator.A.fill_(1.5)
         game.generator.b.fill_(-0.2)
@@ -196,7 +195,7 @@ def test_metrics_are_the_closed_forms():
 def test_metrics_in_three_dimensions():
     params = LqParams(dim=3)
     task = resolve("vanilla", "lq", overrides={"dim": 3}).task
-    game = task.build(params, 0, torch.device("cpu"))
+    game = task.build(params, Seeds.derive(0), torch.device("cpu"))
     mean, cov = data_distribution(params)
     root = sqrt_psd(cov).float()
     with torch.no_grad():
@@ -252,12 +251,12 @@ def test_every_method_has_valid_defaults(task):
 
 def test_a_smoke_run_on_lq_records_its_metrics_and_spectrum(tmp_path):
     record = run("vanilla", "lq", budget="smoke", steps=200, out=tmp_path, progress=False)
-    assert record["status"] == "completed"
-    with open(Path(record["path"]) / "curve.csv") as handle:
+    assert record.status == "completed"
+    with open(Path(record.path) / "curve.csv") as handle:
         curve = list(csv.DictReader(handle))
     assert set(curve[0]) == {"step", "wall_seconds", "kl", "wasserstein2", "cov_error", "mean_error", "disc_norm"}
-    assert record["metrics"]["kl"] < float(curve[0]["kl"])
-    assert record["spectrum"]["n_parameters"] == 12 and record["spectrum"]["solver"] == "dense"
+    assert record.metrics["kl"] < float(curve[0]["kl"])
+    assert record.spectrum["n_parameters"] == 12 and record.spectrum["solver"] == "dense"
 
 
 @pytest.mark.slow
@@ -267,6 +266,6 @@ def test_lq_converges_and_the_wgan_does_not_within_a_quick_fraction(tmp_path):
                                     ("wgan", "gradreg", {"loss": "wgan", "eta": 0})]:
         record = run(method, "lq", budget="quick", steps=3000, overrides=overrides, out=tmp_path, progress=False,
                      spectrum=False)
-        final[name] = record["metrics"]["kl"]
+        final[name] = record.metrics["kl"]
     assert final["gan"] < 0.05 and final["gradreg"] < 0.05
     assert final["wgan"] > 0.1

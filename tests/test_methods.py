@@ -8,11 +8,15 @@ import torch.nn.functional as F
 from torch import nn
 
 import stabench
-from stabench.game import Game
+from stabench.cell import resolve
+from stabench.context import Context
+from stabench.game import Batch, Game
 from stabench.methods import METHODS
-from stabench.methods.unrolled import DifferentiableOptimizer, Unrolled
+from stabench.methods.unrolled import Unrolled
 from stabench.methods.wgan import WGAN, gradient_penalty, interpolation_weights
-from stabench.runner import make_optimizer, resolve, train
+from stabench.optim import DifferentiableOptimizer, make_optimizer
+from stabench.runner import make_context, train
+from stabench.seeds import sub_seed
 from stabench.tasks.base import TaskParams
 
 TINY = {"batch_size": 32, "latent_dim": 8, "hidden": 16}  # mog with small networks, for speed
@@ -83,6 +87,11 @@ OPTIMIZERS = {
 }
 
 
+def context(game: Game, kind: str = "adam", noise_seed: int = 0) -> Context:
+    """A training context over `game` with the optimizer settings OPTIMIZERS[kind]."""
+    return Context(game, OPTIMIZERS[kind], noise_seed)
+
+
 @pytest.mark.parametrize("kind", OPTIMIZERS)
 def test_differentiable_steps_equal_torch_optim_from_any_state(kind):
     network = seeded_(nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).to(DOUBLE), 0)
@@ -134,39 +143,40 @@ def test_unrolled_with_k_0_is_exactly_the_vanilla_field():
     game = tiny_game()
     batch = game.sample_batch(16)
     vanilla, unrolled = METHODS.get("vanilla"), Unrolled("unrolled0", "k = 0", k=0)
-    expected = vanilla.field(game, game.point(), batch, params_of(vanilla))
-    actual = unrolled.field(game, game.point(), batch, params_of(unrolled))
+    ctx = context(game)
+    expected = vanilla.field(game, game.point(), batch, params_of(vanilla), ctx)
+    actual = unrolled.field(game, game.point(), batch, params_of(unrolled), ctx)
     for mine, theirs in ((actual.d, expected.d), (actual.g, expected.g)):
         assert mine.keys() == theirs.keys()
         assert all(torch.equal(mine[name], theirs[name]) for name in mine)
 
 
-def game_with_trained_optimizer(kind: str) -> Game:
-    """A tiny game whose D optimizer has taken two real steps (non-zero moments, step count 2)."""
+def game_with_trained_optimizer(kind: str) -> tuple[Game, Context]:
+    """A tiny game whose D optimizer has taken two real steps (non-zero moments, step count 2), and its context."""
     game = tiny_game()
-    game.d_optimizer = make_optimizer(game.discriminator.parameters(), OPTIMIZERS[kind])
+    ctx = context(game, kind)
     vanilla = METHODS.get("vanilla")
     for _ in range(2):
-        direction = vanilla.d_direction(game, game.point(), game.sample_batch(16), params_of(vanilla))
+        direction = vanilla.d_direction(game, game.point(), game.sample_batch(16), params_of(vanilla), ctx)
         for name, parameter in game.discriminator.named_parameters():
             parameter.grad = direction[name]
-        game.d_optimizer.step()
-    return game
+        ctx.d_optimizer.step()
+    return game, ctx
 
 
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
 @pytest.mark.parametrize("k", [1, 3])
 def test_unrolled_generator_gradient_is_the_derivative_through_k_torch_optim_steps(kind, k):
-    game = game_with_trained_optimizer(kind)
+    game, ctx = game_with_trained_optimizer(kind)
     batch = game.sample_batch(16)
     unrolled = Unrolled(f"unrolled{k}", "", k=k)
-    direction = unrolled.g_direction(game, game.point(), batch, params_of(unrolled))
+    direction = unrolled.g_direction(game, game.point(), batch, params_of(unrolled), ctx)
 
     def value_after_unrolling():
         """V(D_k, G), with D_k taken by a copy of the real torch optimizer (its state included)."""
         discriminator = copy.deepcopy(game.discriminator)
-        optimizer = type(game.d_optimizer)(discriminator.parameters(), **game.d_optimizer.defaults)
-        optimizer.load_state_dict(copy.deepcopy(game.d_optimizer.state_dict()))  # else moments are shared
+        optimizer = type(ctx.d_optimizer)(discriminator.parameters(), **ctx.d_optimizer.defaults)
+        optimizer.load_state_dict(copy.deepcopy(ctx.d_optimizer.state_dict()))  # else moments are shared
         for _ in range(k):
             ascent = torch.autograd.grad(gan_value(discriminator, game.generator, batch),
                                          list(discriminator.parameters()))
@@ -178,18 +188,18 @@ def test_unrolled_generator_gradient_is_the_derivative_through_k_torch_optim_ste
     expected = central_difference(value_after_unrolling, game.point().g)
     assert_dicts_close(direction, expected, rtol=1e-6, atol=1e-9)
     # the unroll matters at these settings: the plain GAN's gradient is far from it
-    vanilla = METHODS.get("vanilla").g_direction(game, game.point(), batch, params_of(METHODS.get("vanilla")))
+    vanilla = METHODS.get("vanilla").g_direction(game, game.point(), batch, params_of(METHODS.get("vanilla")), ctx)
     assert max((direction[n] - vanilla[n]).abs().max() for n in direction) > 1e-3
 
 
 def test_unrolling_leaves_the_real_discriminator_and_its_optimizer_untouched():
-    game = game_with_trained_optimizer("adam")
+    game, ctx = game_with_trained_optimizer("adam")
     parameters = {name: p.detach().clone() for name, p in game.discriminator.named_parameters()}
-    state = copy.deepcopy(game.d_optimizer.state_dict())
+    state = copy.deepcopy(ctx.d_optimizer.state_dict())
     unrolled = METHODS.get("unrolled10")
-    unrolled.g_direction(game, game.point(), game.sample_batch(16), params_of(unrolled))
+    unrolled.g_direction(game, game.point(), game.sample_batch(16), params_of(unrolled), ctx)
     assert all(torch.equal(p, parameters[name]) for name, p in game.discriminator.named_parameters())
-    after = game.d_optimizer.state_dict()["state"]
+    after = ctx.d_optimizer.state_dict()["state"]
     assert all(torch.equal(after[i][key], value) for i, entry in state["state"].items() for key, value in entry.items())
 
 
@@ -198,18 +208,17 @@ def test_unrolling_through_a_dead_unit_gives_a_finite_gradient():
     game = tiny_game(discriminator=nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)))
     with torch.no_grad():
         game.discriminator[0].bias[0] = -100.0  # unit 0 never fires: its weights get zero gradients
-    game.d_optimizer = make_optimizer(game.discriminator.parameters(), OPTIMIZERS["adam"])
     unrolled = METHODS.get("unrolled10")
-    direction = unrolled.g_direction(game, game.point(), game.sample_batch(16), params_of(unrolled))
+    direction = unrolled.g_direction(game, game.point(), game.sample_batch(16), params_of(unrolled), context(game))
     assert all(torch.isfinite(t).all() for t in direction.values())
 
 
 def test_unrolled_discriminator_takes_one_ordinary_step():
-    game = game_with_trained_optimizer("adam")
+    game, ctx = game_with_trained_optimizer("adam")
     batch = game.sample_batch(16)
     vanilla, unrolled = METHODS.get("vanilla"), METHODS.get("unrolled10")
-    expected = vanilla.d_direction(game, game.point(), batch, params_of(vanilla))
-    actual = unrolled.d_direction(game, game.point(), batch, params_of(unrolled))
+    expected = vanilla.d_direction(game, game.point(), batch, params_of(vanilla), ctx)
+    actual = unrolled.d_direction(game, game.point(), batch, params_of(unrolled), ctx)
     assert all(torch.equal(actual[name], expected[name]) for name in expected)
     assert unrolled.schedule(params_of(unrolled)).d_steps == 1
 
@@ -226,8 +235,9 @@ def test_gradreg_penalty_gradient_is_the_derivative_of_eta_times_squared_d_gradi
     penalty_direction = {
         name: regularised - plain for (name, regularised), plain in zip(
             gradreg.g_direction(game, game.point(), batch,
-                                params_of(gradreg, eta=eta, nonsaturating=nonsaturating)).items(),
-            vanilla.g_direction(game, game.point(), batch, params_of(vanilla, nonsaturating=nonsaturating)).values())
+                                params_of(gradreg, eta=eta, nonsaturating=nonsaturating), context(game)).items(),
+            vanilla.g_direction(game, game.point(), batch, params_of(vanilla, nonsaturating=nonsaturating),
+                                context(game)).values())
     }
 
     def penalty():
@@ -245,7 +255,7 @@ def test_wgan_field_is_gradient_descent_ascent_on_the_linear_objective():
     game = tiny_game()
     batch = game.sample_batch(16)
     wgan = METHODS.get("wgan")
-    field = wgan.field(game, game.point(), batch, params_of(wgan))
+    field = wgan.field(game, game.point(), batch, params_of(wgan), context(game))
     critic = game.discriminator(batch.real).mean() - game.discriminator(game.generator(batch.latent)).mean()
     d_ascent = torch.autograd.grad(critic, list(game.discriminator.parameters()), retain_graph=True)
     g_descent = torch.autograd.grad(critic, list(game.generator.parameters()))
@@ -270,7 +280,7 @@ def test_wgan_gp_penalty_on_a_linear_critic_is_lambda_times_squared_norm_excess(
         value = game.discriminator(batch.real).mean() - game.discriminator(game.generator(batch.latent)).mean()
         return params.gp_weight * (weight.norm() - 1) ** 2 - value
 
-    direction = wgan_gp.d_direction(game, game.point(), batch, params)
+    direction = wgan_gp.d_direction(game, game.point(), batch, params, context(game))
     assert_dicts_close(direction, central_difference(critic_loss, game.point().d), rtol=1e-8, atol=1e-10)
 
 
@@ -279,9 +289,8 @@ def test_wgan_gp_critic_direction_matches_a_finite_difference_on_a_nonlinear_cri
     batch = game.sample_batch(16)
     wgan_gp = METHODS.get("wgan-gp")
     params = params_of(wgan_gp, gp_weight=2.0)
-    game.noise.manual_seed(7)
-    direction = wgan_gp.d_direction(game, game.point(), batch, params)
-    alpha = interpolation_weights(torch.Generator().manual_seed(7), batch.real)
+    direction = wgan_gp.d_direction(game, game.point(), batch, params, context(game, noise_seed=7))
+    alpha = interpolation_weights(torch.Generator().manual_seed(sub_seed(7, batch.index)), batch.real)
     hidden, output = game.discriminator[0], game.discriminator[2]
 
     def critic_loss():
@@ -296,19 +305,22 @@ def test_wgan_gp_critic_direction_matches_a_finite_difference_on_a_nonlinear_cri
     assert_dicts_close(direction, central_difference(critic_loss, game.point().d), rtol=1e-7, atol=1e-10)
 
 
-def test_wgan_gp_interpolation_weights_come_from_the_games_seeded_noise():
+def test_wgan_gp_field_is_a_function_of_parameters_batch_and_seed():
+    """The same batch and noise seed draw the same interpolation weights however often the field is asked
+    for (so its Jacobian is the Jacobian of one function); another seed or another batch draws others."""
     game = tiny_game()
-    batch = game.sample_batch(16)
+    batch = game.sample_batch(16, index=3)
     wgan_gp = METHODS.get("wgan-gp")
     params = params_of(wgan_gp)
 
-    def direction(seed):
-        game.noise.manual_seed(seed)
-        return wgan_gp.d_direction(game, game.point(), batch, params)
+    def direction(seed, on=batch):
+        return wgan_gp.d_direction(game, game.point(), on, params, context(game, noise_seed=seed))
 
     first, again, other = direction(1), direction(1), direction(2)
+    renumbered = direction(1, Batch(batch.real, batch.latent, index=4))
     assert all(torch.equal(first[name], again[name]) for name in first)
     assert any(not torch.equal(first[name], other[name]) for name in first)
+    assert any(not torch.equal(first[name], renumbered[name]) for name in first)
 
 
 class ClipWatcher(WGAN):
@@ -321,13 +333,13 @@ class ClipWatcher(WGAN):
     def _watch(self, game):
         self.largest.append(max(float(p.detach().abs().max()) for p in game.discriminator.parameters()))
 
-    def d_direction(self, game, point, batch, params):
+    def d_direction(self, game, point, batch, params, ctx):
         self._watch(game)
-        return super().d_direction(game, point, batch, params)
+        return super().d_direction(game, point, batch, params, ctx)
 
-    def g_direction(self, game, point, batch, params):
+    def g_direction(self, game, point, batch, params, ctx):
         self._watch(game)
-        return super().g_direction(game, point, batch, params)
+        return super().g_direction(game, point, batch, params, ctx)
 
 
 @pytest.mark.parametrize("schedule", ["alternating", "simultaneous"])
@@ -336,8 +348,8 @@ def test_wgan_clipping_keeps_every_d_parameter_inside_the_box_after_every_step(s
     watcher = ClipWatcher()
     cell = resolve(watcher, "mog", budget="smoke", steps=4,
                    overrides={**TINY, "clip": clip, "lr": 0.1, "schedule": schedule})
-    game = cell.task.build(cell.task_params, 0, torch.device("cpu"))
-    train(cell, game, torch.device("cpu"), {"timing": {}}, [], progress=False)
+    game = cell.task.build(cell.task_params, cell.seeds, torch.device("cpu"))
+    train(cell, game, make_context(cell, game), torch.device("cpu"))
     watcher._watch(game)  # and after the last step
     assert watcher.largest[0] > clip  # before any D step the weights are outside: clipping has work to do
     assert len(watcher.largest) > 10 and all(value <= clip for value in watcher.largest[1:])
@@ -358,16 +370,16 @@ def test_wgan_without_clipping_leaves_weights_alone():
 @pytest.mark.parametrize("method", METHODS.names())
 def test_every_registered_method_runs_on_mog_at_the_smoke_budget(tmp_path, method):
     record = stabench.run(method, "mog", budget="smoke", overrides=TINY, out=tmp_path, progress=False)
-    assert record["status"] == "completed" and record["timing"]["steps"] == 300
-    assert record["config"]["schedule"] == "alternating"
-    assert 0 <= record["metrics"]["modes_captured"] <= 8 and math.isfinite(record["metrics"]["high_quality"])
+    assert record.status == "completed" and record.timing["steps"] == 300
+    assert record.config["schedule"] == "alternating"
+    assert 0 <= record.metrics["modes_captured"] <= 8 and math.isfinite(record.metrics["high_quality"])
 
 
 @pytest.mark.parametrize("method", METHODS.names())
 def test_every_registered_method_runs_with_simultaneous_updates(tmp_path, method):
     record = stabench.run(method, "mog", budget="smoke", steps=3, overrides={**TINY, "schedule": "simultaneous"},
                           out=tmp_path, progress=False)
-    assert record["status"] == "completed" and record["config"]["schedule"] == "simultaneous"
+    assert record.status == "completed" and record.config["schedule"] == "simultaneous"
 
 
 def test_mog_reference_settings_reach_the_resolved_config():
@@ -383,12 +395,14 @@ def test_mog_reference_settings_reach_the_resolved_config():
 def test_list_methods_shows_every_method_with_its_defaults_on_a_task(invoke):
     output = invoke("list", "methods", "--task", "mog").output
     for name in ("vanilla", "gradreg", "wgan", "wgan-gp", "unrolled1", "unrolled10"):
-        assert f"\n{name}\n" in f"\n{output}"
-    wgan_block = output.split("\nwgan\n")[1].split("\nwgan-gp\n")[0]
+        assert f"\n{name}  (version 1)\n" in f"\n{output}"
+    wgan_block = output.split("\nwgan  (version 1)\n")[1].split("\nwgan-gp  (version 1)\n")[0]
     assert "optimizer=rmsprop" in wgan_block and "clip=0.01" in wgan_block and "n_critic=5" in wgan_block
+    assert "reference settings from: the original WGAN recipe" in wgan_block
 
 
 def test_list_methods_without_a_task_shows_each_tasks_reference_settings(invoke):
     output = invoke("list", "methods").output
-    assert "    on mog: optimizer=rmsprop lr=5e-05 clip=0.01 n_critic=5\n" in output
-    assert "    on mog: gp_weight=0.1 n_critic=5 beta1=0.5 beta2=0.9\n" in output
+    assert "    on mog: optimizer=rmsprop lr=5e-05 clip=0.01 n_critic=5  [the original WGAN recipe" in output
+    assert ("    on mog: gp_weight=0.1 n_critic=5 beta1=0.5 beta2=0.9  "
+            "[the WGAN-GP toy script (igul222/improved_wgan_training, gan_toy.py)]\n") in output

@@ -49,9 +49,9 @@ def test_plugin_from_a_module_and_from_the_environment(tmp_path):
     shutil.copy(EXAMPLE, folder / "my_method.py")
     env = {"PYTHONPATH": str(folder)}
     by_option = stabench("list", "methods", "--plugin", "my_method", env=env)
-    assert by_option.returncode == 0 and "r1\n" in by_option.stdout
+    assert by_option.returncode == 0 and "r1  (version 1)\n" in by_option.stdout
     by_environment = stabench("list", "methods", env={**env, "STABENCH_PLUGINS": "my_method"})
-    assert by_environment.returncode == 0 and "r1\n" in by_environment.stdout
+    assert by_environment.returncode == 0 and "r1  (version 1)\n" in by_environment.stdout
 
 
 def test_missing_plugin_file_is_one_line(tmp_path):
@@ -69,7 +69,7 @@ def test_entry_point_plugin_runs_and_a_broken_one_only_warns(site, tmp_path):
 
     listing = stabench("list", "methods", env=env)
     assert listing.returncode == 0
-    assert "r1\n" in listing.stdout and "gradreg\n" in listing.stdout
+    assert "r1  (version 1)\n" in listing.stdout and "gradreg  (version 1)\n" in listing.stdout
     warnings = [line for line in listing.stderr.splitlines() if line]
     assert len(warnings) == 1
     assert warnings[0].startswith("stabench: warning: method plugin `broken` (broken_plugin) failed to load")

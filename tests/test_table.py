@@ -16,6 +16,13 @@ MOG_METRICS = {"modes_captured": 8, "high_quality": 0.7, "kl": 0.05, "steps_to_a
                "seconds_to_all_modes": 30.0}
 
 
+DIRECTIONS = {  # what the runner stores from each task
+    "mog": {"modes_captured": "max", "high_quality": "max", "kl": "min", "steps_to_all_modes": "min",
+            "seconds_to_all_modes": "min"},
+    "lq1d": {"distance": "min", "wasserstein2": "min", "disc_norm": "min"},
+}
+
+
 def write_run(root, method="gradreg", seed=0, status="completed", metrics=None, task="mog", budget="quick",
               version=1, steps=20000, config=None, **extra):
     """A run folder as the runner leaves it: run.json, curve.csv, samples.png, and spectrum.csv if given."""
@@ -29,7 +36,8 @@ def write_run(root, method="gradreg", seed=0, status="completed", metrics=None, 
               "timing": {"wall_seconds": 10.0 + seed, "steps": steps, "steps_per_second": steps / (10.0 + seed),
                          "total_seconds": 11.0 + seed},
               "device": "cpu", "versions": {"python": "3.11.7", "torch": "2.3.0", "stabench": "0.1.0"},
-              "started_at": f"2026-01-01T00:00:{seed:02d}+0000", "data": {}, **extra}
+              "started_at": f"2026-01-01T00:00:{seed:02d}+0000", "data": {},
+              "metric_directions": DIRECTIONS.get(task, {}), **extra}
     (folder / "run.json").write_text(json.dumps(record))
     curve = {"step": [0, 100, 200], "wall_seconds": [0.0, 1.0, 2.0]}
     pd.DataFrame(curve | {name: [value] * 3 for name, value in record["metrics"].items()}).to_csv(

@@ -1,10 +1,19 @@
-"""What a method is: typed hyperparameters, a schedule, a field, and optional constraints."""
+"""What a method is: typed hyperparameters, a schedule, a field, and optional constraints.
+
+Every hook receives the `Context` (`ctx`): the training settings (`ctx.settings.lr`), both players'
+optimizers and their differentiable replay (`ctx.replay("d")`), a seeded noise generator per batch
+(`ctx.noise(batch)`), and `ctx.state`, a dict the method keeps across steps.
+"""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from stabench.context import Context, TrainingParams
+from stabench.errors import StabenchError
 from stabench.game import Batch, Field, Game, Params, Point, negate
+from stabench.hyperparams import check_params_class, field_types, hyperparameter
 from stabench.hyperparams import defaults as declared_defaults
 
 
@@ -13,7 +22,7 @@ class MethodParams:
     """Hyperparameters every method has; a family's own dataclass extends this one."""
 
     schedule: Literal["alternating", "simultaneous"] = "alternating"
-    n_critic: int = 1  # D steps per G step
+    n_critic: int = hyperparameter(1, at_least=1)  # D steps per G step
 
 
 @dataclass(frozen=True)
@@ -28,10 +37,13 @@ class Method:
     """A family of stabilizers; an instance is a named variant with some defaults fixed.
 
     Subclasses set `Params` and implement `g_direction` (and `d_direction` where D differs from
-    plain ascent on V). Variants are one line: `Unrolled("unrolled10", "...", k=10)`.
+    plain ascent on V). Variants are one line: `Unrolled("unrolled10", "...", k=10)`. Bump `version`
+    when a change makes old numbers incomparable: it is part of every run_id.
     """
 
     Params: ClassVar[type] = MethodParams
+    version: ClassVar[int] = 1
+    source: ClassVar[str] = ""  # the paper (and code) the method follows, for `stabench list methods`
 
     def __init__(self, name: str, description: str, **fixed: Any):
         unknown = set(fixed) - set(declared_defaults(self.Params))
@@ -55,16 +67,33 @@ class Method:
     def schedule(self, params) -> Schedule:
         return Schedule(simultaneous=params.schedule == "simultaneous", d_steps=params.n_critic)
 
-    def d_direction(self, game: Game, point: Point, batch: Batch, params) -> Params:
+    def d_direction(self, game: Game, point: Point, batch: Batch, params, ctx: Context) -> Params:
         """D's descent direction: -∇_D V (D ascends V)."""
         return negate(game.gradient(game.value(point, batch, self.loss(params)), point.d))
 
-    def g_direction(self, game: Game, point: Point, batch: Batch, params) -> Params:
+    def g_direction(self, game: Game, point: Point, batch: Batch, params, ctx: Context) -> Params:
         raise NotImplementedError
 
-    def field(self, game: Game, point: Point, batch: Batch, params) -> Field:
+    def field(self, game: Game, point: Point, batch: Batch, params, ctx: Context) -> Field:
         """Both descent directions on one batch: the simultaneous field the analysis linearises."""
-        return Field(self.d_direction(game, point, batch, params), self.g_direction(game, point, batch, params))
+        return Field(self.d_direction(game, point, batch, params, ctx), self.g_direction(game, point, batch, params, ctx))
 
     def constrain(self, game: Game, params) -> None:
         """Called after every D step (weight clipping); nothing by default."""
+
+
+TRAINING_KEYS = frozenset(f.name for f in dataclasses.fields(TrainingParams))
+
+
+def check_method(method: Method) -> None:
+    """What registration refuses, in one line: a Params type `--set` cannot parse, a hyperparameter that
+    shadows a training setting (read those from `ctx.settings`), a name that is not a short lowercase
+    word with hyphens."""
+    owner = f"method `{getattr(method, 'name', method)}`"
+    check_params_class(method.Params, owner)
+    shadowed = sorted(TRAINING_KEYS & set(field_types(method.Params)))
+    if shadowed:
+        raise StabenchError(f"{owner} declares `{shadowed[0]}`, a training setting every task declares; "
+                            f"read it from ctx.settings.{shadowed[0]} instead")
+    if not isinstance(method.version, int) or isinstance(method.version, bool):
+        raise StabenchError(f"{owner}: `version` must be an integer, got {method.version!r}")

@@ -5,13 +5,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from stabench.game import squared_norm
+from stabench.hyperparams import hyperparameter
 from stabench.methods.base import Method, MethodParams
 from stabench.methods.vanilla import generator_loss
 
 
 @dataclass
 class GradRegParams(MethodParams):
-    eta: float = 0.5
+    eta: float = hyperparameter(0.5, at_least=0)
     loss: Literal["gan", "wgan"] = "gan"
     nonsaturating: bool = False  # G's own term is -E f(D(G(z))); the penalty stays that of V
 
@@ -25,8 +26,9 @@ class GradReg(Method):
     """
 
     Params = GradRegParams
+    source = "Nagarajan & Kolter 2017, eq. (4); locuslab/gradient_regularized_gan"
 
-    def g_direction(self, game, point, batch, params):
+    def g_direction(self, game, point, batch, params, ctx):
         value = game.value(point, batch, self.loss(params))
         d_gradient = game.gradient(value, point.d, create_graph=True)  # double backprop through ∇_D V
         own = generator_loss(game, point, batch, self.loss(params), True) if params.nonsaturating else value

@@ -16,8 +16,9 @@ class Vanilla(Method):
     """The saturating minimax GAN the paper analyses; `nonsaturating=True` is Goodfellow's variant."""
 
     Params = VanillaParams
+    source = "Goodfellow et al. 2014"
 
-    def g_direction(self, game, point, batch, params):
+    def g_direction(self, game, point, batch, params, ctx):
         return game.gradient(generator_loss(game, point, batch, self.loss(params), params.nonsaturating), point.g)
 
 

@@ -7,22 +7,23 @@ import torch
 from torch import Tensor
 
 from stabench.game import Game, Params
+from stabench.hyperparams import hyperparameter
 from stabench.methods.base import Method, MethodParams
 
 
 @dataclass
 class CriticParams(MethodParams):
-    n_critic: int = 5
+    n_critic: int = hyperparameter(5, at_least=1)
 
 
 @dataclass
 class WGANParams(CriticParams):
-    clip: float = 0.01  # clip every D parameter to [-clip, clip] after each D step; 0 turns it off
+    clip: float = hyperparameter(0.01, at_least=0)  # clip every D parameter to [-clip, clip] after each D step; 0 turns it off
 
 
 @dataclass
 class WGANGPParams(CriticParams):
-    gp_weight: float = 10.0  # λ of the gradient penalty
+    gp_weight: float = hyperparameter(10.0, at_least=0)  # λ of the gradient penalty
 
 
 class Critic(Method):
@@ -33,7 +34,7 @@ class Critic(Method):
     def loss(self, params) -> str:
         return "wgan"
 
-    def g_direction(self, game, point, batch, params):
+    def g_direction(self, game, point, batch, params, ctx):
         return game.gradient(game.value(point, batch, self.loss(params)), point.g)
 
 
@@ -41,6 +42,7 @@ class WGAN(Critic):
     """The original WGAN: a critic kept (roughly) Lipschitz by clipping its weights."""
 
     Params = WGANParams
+    source = "Arjovsky et al. 2017"
 
     def constrain(self, game, params):
         if params.clip > 0:
@@ -71,10 +73,11 @@ class WGANGP(Critic):
     """WGAN-GP: the critic descends -V + λ E(‖∇_x D(x̂)‖₂ - 1)² on per-sample interpolates x̂."""
 
     Params = WGANGPParams
+    source = "Gulrajani et al. 2017; igul222/improved_wgan_training"
 
-    def d_direction(self, game, point, batch, params):
+    def d_direction(self, game, point, batch, params, ctx):
         fake = game.generate(point.g, batch.latent)
         value = game.value_of_samples(point.d, batch.real, fake, self.loss(params))
-        alpha = interpolation_weights(game.noise, batch.real)
+        alpha = interpolation_weights(ctx.noise(batch), batch.real)
         penalty = gradient_penalty(game, point.d, batch.real, fake, alpha)
         return game.gradient(params.gp_weight * penalty - value, point.d)

@@ -4,23 +4,20 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 
+from stabench.context import TrainingParams
+from stabench.errors import StabenchError
 from stabench.game import Batch, Game, Point
+from stabench.hyperparams import check_params_class
+from stabench.seeds import Seeds
 
 
 @dataclass
-class TaskParams:
-    """Training hyperparameters every task has; a task's own dataclass extends this one."""
-
-    batch_size: int = 64
-    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    eps: float = 1e-8
+class TaskParams(TrainingParams):
+    """Training settings every task has; a task's own dataclass extends this one."""
 
 
 @dataclass(frozen=True)
@@ -34,10 +31,11 @@ class Budget:
 
 
 class Task:
-    """A data set with its default networks, per-method reference settings and metrics.
+    """A data set with its default networks and metrics.
 
     `version` is stored in every run record: bump it whenever a change makes old numbers
-    incomparable (data, networks, metric definitions).
+    incomparable (data, networks, metric definitions). Reference settings of methods on a task live
+    in `stabench.references`, not here.
     """
 
     name: ClassVar[str]
@@ -45,18 +43,14 @@ class Task:
     description: ClassVar[str]
     Params: ClassVar[type] = TaskParams
     budgets: ClassVar[dict[str, Budget]]
-    # For each metric: "max" if larger is better, "min" if smaller is better.
+    # For each metric: "max" if larger is better, "min" if smaller is better. Stored in every record.
     metric_directions: ClassVar[dict[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
-    def defaults(self, method_name: str) -> dict[str, Any]:
-        """Reference hyperparameters for a method on this task (method or task keys)."""
-        return {}
-
-    def build(self, params, seed: int, device: torch.device) -> Game:
-        """The networks (initialised from `seed`) and seeded samplers on `device`."""
+    def build(self, params, seeds: Seeds, device: torch.device) -> Game:
+        """The networks (initialised from `seeds.init`) and samplers (drawing from `seeds.data`) on `device`."""
         raise NotImplementedError
 
     def equilibrium(self, game: Game, params, generator: torch.Generator) -> tuple[Point, Batch] | None:
@@ -75,7 +69,7 @@ class Task:
         return {}
 
     def evaluate(self, game: Game, params, generator: torch.Generator) -> dict[str, float]:
-        """Flat metrics of the current generator, drawn with `generator`."""
+        """Flat metrics of the current generator, drawn with `generator`; its keys are `metric_directions`'."""
         raise NotImplementedError
 
     def summarize(self, curve: list[dict[str, float]], params) -> dict[str, float | None]:
@@ -85,3 +79,17 @@ class Task:
     def save_samples(self, game: Game, params, path: Path, generator: torch.Generator, title: str) -> None:
         """A picture of generated samples."""
         raise NotImplementedError
+
+
+def check_task(task: Task) -> None:
+    """What registration refuses, in one line: a Params type `--set` cannot parse, metric directions
+    other than max and min, budgets that are not `Budget`s."""
+    owner = f"task `{getattr(task, 'name', task)}`"
+    check_params_class(task.Params, owner)
+    if not issubclass(task.Params, TrainingParams):
+        raise StabenchError(f"{owner}: Params must extend stabench.TaskParams (the training settings)")
+    wrong = {metric: d for metric, d in task.metric_directions.items() if d not in ("max", "min")}
+    if wrong:
+        raise StabenchError(f"{owner}: metric directions are `max` or `min`, got {wrong}")
+    if not task.budgets or not all(isinstance(b, Budget) for b in task.budgets.values()):
+        raise StabenchError(f"{owner}: `budgets` must map names to stabench.Budget")

