@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -150,3 +152,10 @@ def test_an_entry_point_may_name_a_class_or_a_factory_and_one_that_registers_not
     with pytest.warns(UserWarning, match="method plugin `nothing` \\(demo:nothing\\) registered no method named"):
         with pytest.raises(StabenchError):
             registry.get("nothing")
+
+
+def test_importing_stabench_leaves_matplotlib_alone():
+    """A notebook keeps its inline backend: importing stabench neither imports matplotlib nor switches it."""
+    code = "import sys, stabench; print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr

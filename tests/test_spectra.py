@@ -185,6 +185,31 @@ def test_spectrum_prints_a_summary_for_a_person(invoke):
     assert lines[3:] == ["    +0 +0.666667i", "    +0 -0.666667i"]
 
 
+def test_an_unrolled_spectrum_where_no_optimizer_state_exists_says_what_it_is_of(invoke):
+    """At an equilibrium nothing has trained: Adam's first step from empty state has slope lr/eps (1e5 here),
+    which is no property of the game. The unroll replays plain gradient steps at the lr instead, and says so."""
+    result = invoke("spectrum", "--method", "unrolled1", "--task", "lq", "--at", "equilibrium", "--json")
+    report = json.loads(result.output)
+    assert report["summary"]["notes"] == ("no optimizer state exists at this point: D's update is replayed as plain "
+                                          "gradient steps at lr=0.001, not adam")
+    assert report["summary"]["spectral_radius"] < 100  # not the 1e11 of an unroll through stateless Adam
+    assert report["summary"]["n_positive"] == 0
+    assert "note: no optimizer state exists" in invoke("spectrum", "--method", "unrolled1", "--task", "lq").output
+
+
+def test_a_run_folders_spectrum_replays_the_recorded_optimizer_state(tmp_path, invoke):
+    record = run("unrolled1", "lq", budget="smoke", steps=30, out=tmp_path, progress=False)
+    report = json.loads(invoke("spectrum", "--at", str(record.path), "--json").output)
+    assert "notes" not in report["summary"]
+    assert report["summary"]["max_real"] == pytest.approx(record.spectrum["max_real"], rel=1e-9)
+
+
+def test_phase_portrait_of_an_unrolled_gan(tmp_path, invoke):
+    out = tmp_path / "unrolled.png"
+    result = invoke("phase", "--task", "lq1d", "--method", "unrolled1", "--steps", "20", "--out", str(out))
+    assert result.exit_code == 0 and out.read_bytes()[:4] == b"\x89PNG"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--method", "vanilla", "--task", "mog"],
      "task `mog` has no known equilibrium; use `--at init` or a run directory"),

@@ -9,7 +9,7 @@ import pytest
 
 from stabench import StabenchError
 from stabench.methods import METHODS
-from stabench.sweep import parse_names, parse_seeds, plan
+from stabench.sweep import finished, parse_names, parse_seeds, plan, run_cell
 from stabench.table import leaderboard, load_runs
 
 # A task that kills the sweep (SIGKILL to its parent, the sweep process) when asked to build a given
@@ -133,3 +133,13 @@ def test_the_ray_backend_runs_cells_on_a_real_local_instance_and_resumes(tmp_pat
                         ("vanilla", 0): "completed", ("vanilla", 1): "completed"}
     again = sweep_command(tmp_path, *arguments)
     assert "4 cells: 0 completed / 0 diverged / 2 failed / 2 skipped" in again.stdout, again.stderr
+
+
+def test_a_cell_whose_method_code_changed_is_not_skipped(tmp_path):
+    (cell,) = plan(["vanilla"], ["lq1d"], [0], budget="smoke", steps=3, out=tmp_path)
+    run_cell(cell, spectrum=False)
+    assert finished(cell)
+    record = json.loads((cell.directory / "run.json").read_text())
+    record["plugins"]["method"]["source_sha256"] = "an older version"
+    (cell.directory / "run.json").write_text(json.dumps(record))
+    assert not finished(cell)

@@ -211,3 +211,17 @@ def test_publish_writes_the_leaderboard_csv_and_figures(tmp_path):
     assert "(figures/spectrum_lq1d-version-1-budget-smoke-300-steps.png)" in markdown
     csv = pd.read_csv(out / "leaderboard.csv")
     assert list(csv.columns) == LONG and set(csv.task) == {"mog", "lq1d"} and len(csv) == 2 * 5 + 3
+
+
+def test_a_heading_says_when_steps_overrode_the_budget(tmp_path):
+    write_run(tmp_path, "gradreg", 0, steps=5000, steps_overridden=True)
+    write_run(tmp_path, "gradreg", 1)
+    assert sorted(leaderboard(load_runs(tmp_path), "mog")) == [
+        "mog · version 1 · budget quick · 20000 steps", "mog · version 1 · budget quick · steps 5000"]
+
+
+def test_method_versions_are_rows_of_their_own(tmp_path):
+    write_run(tmp_path, "gradreg", 0)
+    write_run(tmp_path, "gradreg", 1, method_version=2)
+    (table,) = leaderboard(load_runs(tmp_path), "mog").values()
+    assert list(table.method) == ["gradreg (method_version=1)", "gradreg (method_version=2)"]

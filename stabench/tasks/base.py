@@ -69,7 +69,8 @@ class Task:
         return {}
 
     def evaluate(self, game: Game, params, generator: torch.Generator) -> dict[str, float]:
-        """Flat metrics of the current generator, drawn with `generator`; its keys are `metric_directions`'."""
+        """Flat metrics of the current generator, drawn with `generator`; with `summarize`'s, its keys are
+        `metric_directions`'."""
         raise NotImplementedError
 
     def summarize(self, curve: list[dict[str, float]], params) -> dict[str, float | None]:

