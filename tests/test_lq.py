@@ -15,6 +15,7 @@ from stabench.runner import run
 from stabench.seeds import Seeds
 from stabench.spectra import analysis_field, dense_jacobian
 from stabench.tasks.lq import LqParams, chebyshev_quadrature, data_distribution, sqrt_psd
+from stabench.records import CURVE_FILE
 
 # f'(0) and f''(0) of each loss (DESIGN.md): the only numbers of f the Jacobian at the equilibrium sees
 DERIVATIVES = {"gan": (0.5, -0.25), "wgan": (1.0, 0.0)}
@@ -252,7 +253,7 @@ def test_every_method_has_valid_defaults(task):
 def test_a_smoke_run_on_lq_records_its_metrics_and_spectrum(tmp_path):
     record = run("vanilla", "lq", budget="smoke", steps=200, out=tmp_path, progress=False)
     assert record.status == "completed"
-    with open(Path(record.path) / "curve.csv") as handle:
+    with open(Path(record.path) / CURVE_FILE) as handle:
         curve = list(csv.DictReader(handle))
     assert set(curve[0]) == {"step", "wall_seconds", "kl", "wasserstein2", "cov_error", "mean_error", "disc_norm"}
     assert record.metrics["kl"] < float(curve[0]["kl"])

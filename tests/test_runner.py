@@ -11,7 +11,7 @@ import torch
 
 import stabench
 from stabench.errors import StabenchError
-from stabench.records import read_state, to_json
+from stabench.records import CURVE_FILE, RUN_FILE, SAMPLES_FILE, SPECTRUM_FILE, STATE_FILE, read_state, to_json
 from stabench import runner
 
 TINY = {"batch_size": 32, "latent_dim": 8, "hidden": 16}
@@ -26,7 +26,7 @@ def test_record_holds_config_status_metrics_timing_and_versions(tmp_path):
     record = run_tiny(tmp_path)
     folder = Path(record.path)
     assert folder == tmp_path / "mog" / "gradreg" / record.run_id
-    on_disk = json.loads((folder / "run.json").read_text())
+    on_disk = json.loads((folder / RUN_FILE).read_text())
     assert on_disk["status"] == "completed"
     assert on_disk["method"] == "gradreg" and on_disk["task"] == "mog" and on_disk["seed"] == 0
     assert on_disk["budget"] == "smoke" and on_disk["task_version"] == 1
@@ -37,8 +37,8 @@ def test_record_holds_config_status_metrics_timing_and_versions(tmp_path):
     assert on_disk["timing"]["steps_per_second"] == pytest.approx(40 / on_disk["timing"]["wall_seconds"])
     assert set(on_disk["versions"]) == {"python", "torch", "stabench"}
     assert on_disk["device"] == "cpu"
-    assert (folder / "samples.png").stat().st_size > 0
-    with open(folder / "curve.csv") as handle:
+    assert (folder / SAMPLES_FILE).stat().st_size > 0
+    with open(folder / CURVE_FILE) as handle:
         rows = list(csv.DictReader(handle))
     assert [int(row["step"]) for row in rows] == [0, 40]
     assert [p.name for p in folder.parent.iterdir()] == [record.run_id]  # no temporary folders left
@@ -64,9 +64,9 @@ def test_same_seed_same_parameters_another_seed_others(tmp_path):
 
 def test_a_finished_record_is_reused_and_only_a_finished_attempt_replaces_it(tmp_path, monkeypatch):
     first = run_tiny(tmp_path)
-    written = (first.path / "run.json").read_text()
+    written = (first.path / RUN_FILE).read_text()
     again = run_tiny(tmp_path)
-    assert again.reused and (again.path / "run.json").read_text() == written  # not trained again
+    assert again.reused and (again.path / RUN_FILE).read_text() == written  # not trained again
 
     def broken(*args):
         raise RuntimeError("evaluation broke")
@@ -76,7 +76,7 @@ def test_a_finished_record_is_reused_and_only_a_finished_attempt_replaces_it(tmp
         with pytest.raises(StabenchError, match="the new attempt ended failed .*evaluation broke.*; the completed "
                                                 "record at .* is kept"):
             run_tiny(tmp_path, force=True)
-    assert (first.path / "run.json").read_text() == written and (first.path / "state.pt").is_file()
+    assert (first.path / RUN_FILE).read_text() == written and (first.path / STATE_FILE).is_file()
     forced = stabench.run("gradreg", "mog", seed=0, budget="smoke", steps=40, overrides=TINY, out=tmp_path,
                           progress=False, force=True)
     assert not forced.reused and forced.started_at >= first.started_at and forced.status == "completed"
@@ -92,7 +92,7 @@ def test_the_cli_says_when_a_record_is_reused(invoke, tmp_path):
 def test_a_diverging_run_is_recorded_as_diverged(tmp_path):
     record = run_tiny(tmp_path, steps=20, lr=1e6)
     assert record.status == "diverged"
-    on_disk = json.loads((Path(record.path) / "run.json").read_text())
+    on_disk = json.loads((Path(record.path) / RUN_FILE).read_text())
     assert on_disk["status"] == "diverged"
     assert on_disk["diverged_at_step"] == 20
     assert on_disk["metrics"]["modes_captured"] == 0
@@ -106,7 +106,7 @@ def test_a_failing_run_is_recorded_with_its_error(tmp_path):
     record = stabench.run(Broken("broken", "raises"), "mog", budget="smoke", steps=5, overrides=TINY,
                           out=tmp_path, progress=False)
     assert record.status == "failed"
-    on_disk = json.loads((Path(record.path) / "run.json").read_text())
+    on_disk = json.loads((Path(record.path) / RUN_FILE).read_text())
     assert on_disk["error"] == "RuntimeError: the generator caught fire"
 
 
@@ -115,7 +115,7 @@ def test_simultaneous_and_alternating_schedules_differ(tmp_path):
     simultaneous = run_tiny(tmp_path, steps=30, schedule="simultaneous")
     assert simultaneous.config["schedule"] == "simultaneous"
     assert alternating.run_id != simultaneous.run_id
-    assert (Path(alternating.path) / "curve.csv").read_text() != (Path(simultaneous.path) / "curve.csv").read_text()
+    assert (Path(alternating.path) / CURVE_FILE).read_text() != (Path(simultaneous.path) / CURVE_FILE).read_text()
 
 
 def test_cli_run_prints_a_summary(invoke, tmp_path):
@@ -133,7 +133,7 @@ def test_cli_json_prints_run_json(invoke, tmp_path):
     assert result.exit_code == 0
     printed = json.loads(result.stdout)
     folder = tmp_path / "mog" / "vanilla" / printed["run_id"]
-    assert printed == json.loads((folder / "run.json").read_text())
+    assert printed == json.loads((folder / RUN_FILE).read_text())
 
 
 def test_undefined_metrics_are_null_in_strict_json():
@@ -157,7 +157,7 @@ def test_a_run_stopped_by_sigterm_is_recorded_as_interrupted(tmp_path):
     record = json.loads(record_file.read_text())
     assert record["status"] == "interrupted"
     assert record["error"].startswith("interrupted (Ctrl-C or SIGTERM)")
-    assert (record_file.parent / "state.pt").is_file()  # what it trained is kept
+    assert (record_file.parent / STATE_FILE).is_file()  # what it trained is kept
 
 
 def test_a_large_game_records_a_time_bounded_arnoldi_spectrum(tmp_path):
@@ -166,7 +166,7 @@ def test_a_large_game_records_a_time_bounded_arnoldi_spectrum(tmp_path):
     summary = record.spectrum
     assert summary["solver"] == "arnoldi" and summary["n_parameters"] > 2000
     assert summary["n_eigenvalues"] >= 20
-    rows = (Path(record.path) / "spectrum.csv").read_text().splitlines()
+    rows = (Path(record.path) / SPECTRUM_FILE).read_text().splitlines()
     assert rows[0] == "real,imag" and len(rows) == summary["n_eigenvalues"] + 1
 
 
@@ -176,4 +176,4 @@ def test_a_spectrum_that_cannot_fit_its_time_is_skipped_and_says_how_to_get_it(t
                           overrides={"hidden": 48, "latent_dim": 4})
     assert record.status == "completed"
     assert "over the 1e-06 s allowed; run `stabench spectrum --at RUN_DIR`" in record.spectrum["skipped"]
-    assert not (Path(record.path) / "spectrum.csv").exists()
+    assert not (Path(record.path) / SPECTRUM_FILE).exists()

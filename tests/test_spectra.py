@@ -18,6 +18,7 @@ from stabench.spectra import (
     analysis_field, arnoldi_eigenvalues, by_real_part, dense_jacobian, game_spectrum, jacobian_operator, summarize,
 )
 from stabench.tasks.base import Budget, Task
+from stabench.records import RUN_FILE, SPECTRUM_FILE, STATE_FILE
 
 MOG_TINY = {"batch_size": 32, "latent_dim": 4, "hidden": 8}  # 163 parameters
 MOG_SMALL = {"batch_size": 64, "latent_dim": 8, "hidden": 12}  # 339 parameters
@@ -228,14 +229,14 @@ def test_spectrum_mistakes_are_one_line_and_exit_2(invoke, args, message):
 def test_a_run_records_its_spectrum_and_final_parameters(tmp_path, invoke):
     record = run("gradreg", "mog", budget="smoke", steps=20, overrides=MOG_TINY, out=tmp_path, progress=False)
     folder = record.path
-    on_disk = json.loads((folder / "run.json").read_text())
+    on_disk = json.loads((folder / RUN_FILE).read_text())
     assert on_disk["spectrum"]["solver"] == "dense" and on_disk["spectrum"]["n_eigenvalues"] == 163
-    with open(folder / "spectrum.csv") as handle:
+    with open(folder / SPECTRUM_FILE) as handle:
         rows = list(csv.DictReader(handle))
     recorded = np.array([float(row["real"]) + 1j * float(row["imag"]) for row in rows])
     assert len(recorded) == 163
     assert on_disk["spectrum"]["max_real"] == pytest.approx(recorded.real.max())
-    state = torch.load(folder / "state.pt", weights_only=True)
+    state = torch.load(folder / STATE_FILE, weights_only=True)
     assert set(state) == {"discriminator", "generator", "d_optimizer", "g_optimizer", "method_state"}
     # the same point and batch, from the record alone: the same eigenvalues
     result = invoke("spectrum", "--at", str(folder), "--json")
@@ -255,7 +256,7 @@ def test_no_spectrum_skips_it_and_keeps_the_parameters(tmp_path, invoke):
     record = json.loads(result.output)
     assert record["spectrum"] is None
     folder = tmp_path / "lq1d" / "vanilla" / record["run_id"]
-    assert not (folder / "spectrum.csv").exists() and (folder / "state.pt").exists()
+    assert not (folder / SPECTRUM_FILE).exists() and (folder / STATE_FILE).exists()
 
 
 def test_a_diverged_run_records_why_it_has_no_spectrum(tmp_path):
@@ -264,12 +265,12 @@ def test_a_diverged_run_records_why_it_has_no_spectrum(tmp_path):
                  overrides={"loss": "wgan", "eta": 0, "optimizer": "sgd", "lr": 100})
     assert record.status == "diverged"
     assert set(record.spectrum) == {"error"}
-    assert not (record.path / "spectrum.csv").exists()
+    assert not (record.path / SPECTRUM_FILE).exists()
 
 
 def test_a_run_folder_without_final_parameters_is_one_clear_error(tmp_path, invoke):
     record = run("vanilla", "lq1d", budget="smoke", steps=2, out=tmp_path, progress=False, spectrum=False)
-    (record.path / "state.pt").unlink()
+    (record.path / STATE_FILE).unlink()
     result = invoke("spectrum", "--at", str(record.path))
     assert result.exit_code == 2
     assert result.output == f"stabench: error: run `{record.path}` has no state.pt (no final parameters were saved)\n"

