@@ -52,10 +52,13 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print run.json instead of the summary.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--no-spectrum", is_flag=True, help="Skip the Jacobian spectrum at the end of the run.")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads for the run [default: $OMP_NUM_THREADS, else 1].")
 @click.option("--force", is_flag=True,
               help="Train again even if a finished record of this cell exists (replaced only by a finished attempt).")
 @plugin_option
-def run(method, task, seed, budget, steps, assignments, device, out, as_json, quiet, no_spectrum, force, plugins):
+def run(method, task, seed, budget, steps, assignments, device, out, as_json, quiet, no_spectrum, threads, force,
+        plugins):
     """Train METHOD on TASK for one seed and write its run record."""
     from stabench.runner import run as run_cell
 
@@ -63,7 +66,7 @@ def run(method, task, seed, budget, steps, assignments, device, out, as_json, qu
     try:
         record = run_cell(method, task, seed=seed, budget=budget, steps=steps,
                           overrides=parse_assignments(assignments), device=device, out=out,
-                          progress=not (quiet or as_json), spectrum=not no_spectrum, force=force)
+                          progress=not (quiet or as_json), spectrum=not no_spectrum, force=force, threads=threads)
     except KeyboardInterrupt as stop:
         where = f"; the record is at {stop.args[0]}" if stop.args else ""
         click.echo(f"stabench: interrupted{where}", err=True)
@@ -108,7 +111,10 @@ def summary(record) -> str:
 @click.option("--steps", type=int, default=None, help="Override every budget's number of G steps.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override a hyperparameter in every cell that declares it; repeatable.")
-@click.option("--workers", type=int, default=None, help="Local worker processes [default: one per core].")
+@click.option("--workers", type=int, default=None,
+              help="Local worker processes [default: cores / threads].")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads per cell [default: $OMP_NUM_THREADS, else 1].")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray: the cluster to join [default: start a local one].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -116,8 +122,8 @@ def summary(record) -> str:
 @click.option("--no-spectrum", is_flag=True, help="Skip the Jacobian spectrum at the end of each run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @plugin_option
-def sweep(methods, tasks, seeds, budget, steps, assignments, workers, backend, address, device, out, no_spectrum,
-          quiet, plugins):
+def sweep(methods, tasks, seeds, budget, steps, assignments, workers, threads, backend, address, device, out,
+          no_spectrum, quiet, plugins):
     """Run every (method, task, seed) cell; finished cells under --out are skipped, so a rerun resumes."""
     from stabench import sweep as sweeps
 
@@ -129,7 +135,7 @@ def sweep(methods, tasks, seeds, budget, steps, assignments, workers, backend, a
                         overrides=parse_assignments(assignments), out=out)
     try:
         report = sweeps.sweep(cells, workers=workers, backend=backend, address=address, plugins=plugins,
-                              device=device, spectrum=not no_spectrum, progress=not quiet)
+                              device=device, spectrum=not no_spectrum, progress=not quiet, threads=threads)
     except KeyboardInterrupt:
         click.echo("stabench: sweep interrupted; run the same command again to resume", err=True)
         sys.exit(130)

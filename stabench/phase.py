@@ -95,5 +95,9 @@ def phase(task: str, method: str | None, path: str | Path, *, overrides: dict | 
         shown = ", ".join(f"{key}={value}" for key, value in overrides.items())
         cells, columns = [(cell, f"{cell.method.name}" + (f", {shown}" if shown else ""))], 1
     panels = [phase_panel(cell, title, steps=steps) for cell, title in cells]
-    phase_portraits(panels, Path(path), columns)
+    try:
+        phase_portraits(panels, Path(path), columns)
+    except (OSError, ValueError) as error:  # an unwritable folder, or a suffix that names no image format
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
+        raise StabenchError(f"cannot write the phase portrait to `{path}`: {reason}") from None
     return Path(path)

@@ -308,6 +308,8 @@ def is_record(directory: Path) -> bool:
 
 def read_record(directory: Path) -> RunRecord:
     """The record in `directory`; `CorruptRecord` (a ValueError) names the file and what is wrong."""
+    if not Path(directory).exists():
+        recover(Path(directory).parent)  # a writer killed mid-swap may have left it under a hidden name
     file = Path(directory) / RUN_FILE
     try:
         data = json.loads(file.read_text())
@@ -323,6 +325,8 @@ def read_record(directory: Path) -> RunRecord:
 def find_records(root: Path) -> Iterator[RunRecord]:
     """Every readable record under `root`; each unreadable one is skipped with one warning naming its file."""
     root = Path(root)
+    for parent in {leftover.parent for leftover in root.rglob(".*.old-*")}:
+        recover(parent)
     for file in sorted(root.rglob(RUN_FILE)):
         if any(part.startswith(".") for part in file.relative_to(root).parts):
             continue  # a record still being written, or retired mid-swap

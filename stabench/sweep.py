@@ -8,8 +8,11 @@ cell that fails never stops the others.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import multiprocessing.connection
 import os
+import re
 import signal
 import warnings
 from collections import Counter
@@ -22,9 +25,12 @@ from tqdm.auto import tqdm
 from stabench.cell import resolve
 from stabench.errors import StabenchError, did_you_mean, interrupt
 from stabench.hyperparams import field_types
+from stabench.locks import exclusive
 from stabench.methods import METHODS
 from stabench.records import FINISHED, method_code, read_record, run_directory
 from stabench.registry import load_plugins, provenance
+from stabench.runner import record_failure, run, threads_for
+from stabench.seeds import check_seed
 from stabench.tasks import TASKS
 
 
@@ -46,15 +52,23 @@ class SweepCell:
         return run_directory(self.out, self.task, self.method, self.run_id)
 
 
+MAX_SEEDS = 10_000  # seeds in one sweep: a typo such as 0-10000000000 is refused, not expanded
+
+
 def parse_seeds(text: str) -> list[int]:
-    """`0-4`, `0,2,7` or `3` as a list of seeds."""
-    seeds = []
+    """`0-4`, `0,2,7` or `3` as a list of seeds, each in 0 ... 2³² − 1, at most MAX_SEEDS of them."""
+    seeds: list[int] = []
     for part in str(text).split(","):
-        first, dash, last = part.strip().partition("-")
-        try:
-            seeds += list(range(int(first), int(last) + 1)) if dash else [int(first)]
-        except ValueError:
-            raise StabenchError(f"`--seeds {text}` should look like 0-4 or 0,2,7") from None
+        match = re.fullmatch(r"\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?", part)
+        if match is None:
+            raise StabenchError(f"`--seeds {text}` should look like 0-4 or 0,2,7")
+        low = int(match[1])
+        high = int(match[2]) if match[2] is not None else low
+        for seed in (low, high):
+            check_seed(seed)
+        if high - low + 1 + len(seeds) > MAX_SEEDS:
+            raise StabenchError(f"`--seeds {text}` names more than {MAX_SEEDS} seeds")
+        seeds += range(low, high + 1)
     if not seeds:
         raise StabenchError(f"`--seeds {text}` names no seed")
     return list(dict.fromkeys(seeds))
@@ -64,7 +78,10 @@ def parse_names(text: str, registry) -> list[str]:
     """`all` or a comma-separated list of registered names (an unknown one gets a did-you-mean)."""
     if text.strip() == "all":
         return registry.names()
-    return [registry.get(name.strip()).name for name in text.split(",") if name.strip()]
+    names = [registry.get(name.strip()).name for name in text.split(",") if name.strip()]
+    if not names:
+        raise StabenchError(f"no {registry.kind} named in {text!r}; name some, or `all` (`stabench list {registry.kind}s`)")
+    return names
 
 
 def plan(methods: Iterable[str], tasks: Iterable[str], seeds: Iterable[int], *, budget: str = "quick",
@@ -106,15 +123,14 @@ def finished(cell: SweepCell) -> bool:
     return record.status in FINISHED and method_code(record) == provenance(METHODS.get(cell.method))["source_sha256"]
 
 
-def run_cell(cell: SweepCell, device: str = "auto", spectrum: bool = True) -> tuple[SweepCell, str, str | None]:
+def run_cell(cell: SweepCell, device: str = "auto", spectrum: bool = True,
+             threads: int | None = None) -> tuple[SweepCell, str, str | None]:
     """Run one cell (its record goes to `cell.directory`); returns its status and error, never raises
     for a failed run."""
-    from stabench.runner import run
-
     try:
         record = run(cell.method, cell.task, seed=cell.seed, budget=cell.budget, steps=cell.steps,
                      overrides=cell.overrides, device=device, out=cell.out, progress=False,
-                     spectrum=spectrum, force=True)
+                     spectrum=spectrum, force=True, threads=threads)
     except StabenchError as error:
         return cell, "failed", str(error)
     except Exception as error:  # outside training (the runner records those): report, keep sweeping
@@ -122,47 +138,66 @@ def run_cell(cell: SweepCell, device: str = "auto", spectrum: bool = True) -> tu
     return cell, record.status, record.error
 
 
-def _start_worker(plugins: tuple[str, ...], threads: int, format_warning) -> None:
-    import torch
-
+def _cell_process(cell: SweepCell, plugins: tuple[str, ...], device: str, spectrum: bool, threads: int | None,
+                  connection, format_warning) -> None:
+    """The body of a worker process: one cell, its result sent back through `connection`."""
     warnings.formatwarning = format_warning  # the sweep's own (the CLI's is one line)
-    torch.set_num_threads(threads)
-    load_plugins(plugins)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep, which stops the workers
-
-
-def _run_in_worker(arguments):
-    # Pool.terminate() sends SIGTERM: a running cell then records itself as interrupted before the
-    # worker exits; an idle worker just ends.
+    # The sweep stops a worker with SIGTERM: its cell then records itself as interrupted.
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        return run_cell(*arguments)
+        load_plugins(plugins)
+        connection.send(run_cell(cell, device, spectrum, threads))
     except KeyboardInterrupt:
-        os._exit(130)  # the cell's record says it was interrupted; the sweep reports the rest
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os._exit(130)
 
 
-def _local(cells: list[SweepCell], workers: int, plugins: tuple[str, ...], device: str,
-           spectrum: bool) -> Iterator[tuple[SweepCell, str, str | None]]:
-    """Worker processes (spawned: a forked copy of a process that has used threads or CUDA is unsafe),
-    sharing the cores between them."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")
-    pool = context.Pool(workers, initializer=_start_worker, initargs=(tuple(plugins), threads, warnings.formatwarning))
+def _result(receiver):
+    """What a finished worker sent, or None if it died first (its end of the pipe closed unsent)."""
     try:
-        yield from pool.imap_unordered(_run_in_worker, [(cell, device, spectrum) for cell in cells])
-    except BaseException:
-        pool.terminate()
-        raise
-    else:
-        pool.close()
+        return receiver.recv() if receiver.poll() else None
+    except EOFError:
+        return None
+
+
+def _local(cells: list[SweepCell], workers: int, plugins: tuple[str, ...], device: str, spectrum: bool,
+           threads: int | None) -> Iterator[tuple[SweepCell, str, str | None]]:
+    """One worker process per cell, `workers` at a time (spawned: a forked copy of a process that has
+    used threads or CUDA is unsafe). A worker that dies without a result (a plugin calling os._exit, an
+    out-of-memory kill, a segfault) leaves its cell recorded as failed, and the sweep goes on."""
+    context = multiprocessing.get_context("spawn")
+    waiting, running = list(cells), {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                cell = waiting.pop(0)
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=_cell_process, daemon=True, args=(
+                    cell, plugins, device, spectrum, threads, sender, warnings.formatwarning))
+                process.start()
+                sender.close()
+                running[process.sentinel] = (process, receiver, cell)
+            for sentinel in multiprocessing.connection.wait(list(running)):
+                process, receiver, cell = running.pop(sentinel)
+                result = _result(receiver)
+                process.join()
+                if result is None:
+                    error = f"its worker process died without a result (exit code {process.exitcode})"
+                    record_failure(resolve(cell.method, cell.task, seed=cell.seed, budget=cell.budget,
+                                           steps=cell.steps, overrides=cell.overrides), cell.out, error)
+                    result = (cell, "failed", error)
+                yield result
     finally:
-        pool.join()
+        for process, _, _ in running.values():
+            process.terminate()  # SIGTERM: its cell records itself as interrupted
+        for process, _, _ in running.values():
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
 
 
 def _ray(cells: list[SweepCell], address: str | None, plugins: tuple[str, ...], device: str,
-         spectrum: bool) -> Iterator[tuple[SweepCell, str, str | None]]:
+         spectrum: bool, threads: int | None) -> Iterator[tuple[SweepCell, str, str | None]]:
     """One Ray task per cell, with one GPU each where the cluster has GPUs. On a cluster of several
     machines `out` (and any plugin file) must be on storage that every node sees."""
     try:
@@ -175,7 +210,7 @@ def _ray(cells: list[SweepCell], address: str | None, plugins: tuple[str, ...], 
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_ray_cell)
-        pending = [task.remote(cell, plugins, device, spectrum) for cell in cells]
+        pending = [task.remote(cell, plugins, device, spectrum, threads) for cell in cells]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             yield ray.get(done[0])
@@ -184,9 +219,9 @@ def _ray(cells: list[SweepCell], address: str | None, plugins: tuple[str, ...], 
             ray.shutdown()
 
 
-def _ray_cell(cell: SweepCell, plugins: tuple[str, ...], device: str, spectrum: bool):
+def _ray_cell(cell: SweepCell, plugins: tuple[str, ...], device: str, spectrum: bool, threads: int | None):
     load_plugins(plugins)
-    return run_cell(cell, device, spectrum)
+    return run_cell(cell, device, spectrum, threads)
 
 
 @dataclass
@@ -202,19 +237,29 @@ class SweepReport:
 
 def sweep(cells: list[SweepCell], *, workers: int | None = None, backend: str = "local",
           address: str | None = None, plugins: Iterable[str] = (), device: str = "auto",
-          spectrum: bool = True, progress: bool = True) -> SweepReport:
-    """Run the cells of `plan(...)` that are not finished yet; a progress bar counts cells."""
+          spectrum: bool = True, progress: bool = True, threads: int | None = None) -> SweepReport:
+    """Run the cells of `plan(...)` that are not finished yet, each with `threads` CPU threads (see
+    `runner.threads_for`); a progress bar counts cells. One sweep at a time uses a results folder."""
+    outs = sorted({cell.out for cell in cells})
+    with contextlib.ExitStack() as locks:
+        for out in outs:
+            locks.enter_context(exclusive(Path(out) / ".sweep.lock", f"`{out}` is in use by another sweep"))
+        return _sweep(cells, workers, backend, address, tuple(plugins), device, spectrum, progress, threads)
+
+
+def _sweep(cells, workers, backend, address, plugins, device, spectrum, progress, threads) -> SweepReport:
     todo = [cell for cell in cells if not finished(cell)]
     counts = Counter(skipped=len(cells) - len(todo))
     failures = []
     if backend not in ("local", "ray"):
         raise StabenchError(f"unknown backend `{backend}`; use local or ray")
     if todo:
-        plugins = tuple(plugins)
         if backend == "ray":
-            results = _ray(todo, address, plugins, device, spectrum)
+            results = _ray(todo, address, plugins, device, spectrum, threads)
         else:
-            results = _local(todo, max(1, min(workers or os.cpu_count() or 1, len(todo))), plugins, device, spectrum)
+            cores = os.cpu_count() or 1
+            results = _local(todo, workers or max(1, cores // threads_for(threads)), plugins, device, spectrum,
+                             threads)
         with tqdm(total=len(cells), initial=counts["skipped"], disable=not progress, unit="cell",
                   desc="sweep", dynamic_ncols=True) as bar:
             for cell, status, error in results:

@@ -139,7 +139,9 @@ def groups(runs: pd.DataFrame, task: str) -> dict[str, pd.DataFrame]:
     if task not in set(runs.task):
         raise _unknown(f"no runs of task `{task}`", task, set(runs.task), "tasks with runs")
     split = {}
-    for key, rows in runs[runs.task == task].groupby(GROUP, dropna=False, sort=True):
+    # An interrupted run was stopped by a person, not by the method: it counts neither as a seed nor as a failure.
+    of_task = runs[(runs.task == task) & (runs.status != "interrupted")]
+    for key, rows in of_task.groupby(GROUP, dropna=False, sort=True):
         group = {name: _plain(value) for name, value in zip(GROUP, key)}
         split[label(group)] = rows.assign(variant=_variants(rows)).dropna(axis=1, how="all")
         split[label(group)].attrs["group"] = group
@@ -209,8 +211,37 @@ def _number(value: float) -> str:
     return f"{value:.0f}" if 100 <= abs(value) < 1e6 else f"{value:.3g}"
 
 
-_ESCAPE = {"md": lambda s: s.replace("|", "\\|"), "html": html.escape,
-           "latex": lambda s: "".join("\\" + c if c in "_%&#$" else c for c in s)}
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*[]|~"})
+_LATEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#",
+          "$": r"\$", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}"}
+
+
+def escape_markdown(text: str) -> str:
+    """Text for a Markdown table cell: HTML is shown, not run, and no Markdown syntax that matters in a
+    cell (links and images, code, emphasis with *, strike-through, the cell separator) takes effect;
+    underscores and parentheses stay readable (GitHub's Markdown ignores them inside words)."""
+    return html.escape(str(text), quote=False).translate(_MARKDOWN)
+
+
+def escape_latex(text: str) -> str:
+    """Text for LaTeX: every special character printed, so no command (\\input, \\write18) can run."""
+    return "".join(_LATEX.get(character, character) for character in str(text))
+
+
+def escape_csv(value):
+    """A CSV cell a spreadsheet shows as text: a string starting with =, +, -, @ or a tab or carriage return
+    would be taken for a formula, so it gets a leading apostrophe; numbers pass as they are."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """`frame` as CSV with every text cell escaped for spreadsheets (see `escape_csv`)."""
+    return frame.map(escape_csv).to_csv(index=False)
+
+
+_ESCAPE = {"md": escape_markdown, "html": lambda s: html.escape(str(s)), "latex": escape_latex}
 _BOLD = {"md": "**{}**", "html": "<b>{}</b>", "latex": "\\textbf{{{}}}"}
 _ARROW = {"md": {"max": " ↑", "min": " ↓"}, "html": {"max": " ↑", "min": " ↓"},
           "latex": {"max": " $\\uparrow$", "min": " $\\downarrow$"}}
@@ -220,7 +251,7 @@ def format_table(table: pd.DataFrame, fmt: str = "md") -> str:
     """One leaderboard as md, html or latex (a metric: `mean [low, high]`, the interval from two seeds on,
     `(n/seeds)` when some runs have no value, best in bold, ↑/↓ its direction), or as csv (numbers as they are)."""
     if fmt == "csv":
-        return table.to_csv(index=False)
+        return csv_text(table)
     if fmt not in FORMATS:
         raise _unknown(f"unknown format `{fmt}`", fmt, FORMATS, "formats")
     escape, directions = _ESCAPE[fmt], table.attrs["directions"]
@@ -274,7 +305,7 @@ def render(runs: pd.DataFrame, task: str | None = None, metrics: list[str] | Non
         raise _unknown(f"unknown format `{fmt}`", fmt, FORMATS, "formats")
     tables = leaderboards(runs, task, metrics)
     if fmt == "csv":
-        return long_table(tables).to_csv(index=False)
+        return csv_text(long_table(tables))
     heading = {"md": "## {}", "html": "<h2>{}</h2>", "latex": "\\paragraph{{{}}}"}[fmt]
     return "\n\n".join(heading.format(_ESCAPE[fmt](name)) + "\n\n" + format_table(table, fmt)
                        for name, table in tables.items()) + "\n"
