@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import stabench
+import stabench.methods.vanilla
 from stabench.errors import StabenchError
 from stabench.records import CURVE_FILE, RUN_FILE, SAMPLES_FILE, SPECTRUM_FILE, STATE_FILE, read_state, to_json
 from stabench import runner
@@ -177,3 +178,23 @@ def test_a_spectrum_that_cannot_fit_its_time_is_skipped_and_says_how_to_get_it(t
     assert record.status == "completed"
     assert "over the 1e-06 s allowed; run `stabench spectrum --at RUN_DIR`" in record.spectrum["skipped"]
     assert not (Path(record.path) / SPECTRUM_FILE).exists()
+
+
+class Remembering(stabench.methods.vanilla.Vanilla):
+    """Keeps its previous G direction in ctx.state (as optimistic methods must) and reads the lr from ctx."""
+
+    def g_direction(self, game, point, batch, params, ctx):
+        direction = super().g_direction(game, point, batch, params, ctx)
+        ctx.state["steps"] = ctx.state.get("steps", 0) + 1
+        ctx.state["previous"] = {name: t.detach().clone() for name, t in direction.items()}
+        ctx.state["lr"] = ctx.settings.lr
+        return direction
+
+
+def test_a_methods_own_state_survives_in_the_state_file(tmp_path):
+    record = stabench.run(Remembering("remembering", ""), "mog", budget="smoke", steps=7, overrides=TINY,
+                          out=tmp_path, progress=False, spectrum=False)
+    saved = read_state(record.path)
+    assert saved["method_state"]["steps"] == 7 and saved["method_state"]["lr"] == 1e-4
+    assert set(saved["method_state"]["previous"]) == {"0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"}
+    assert saved["g_optimizer"]["state"] and saved["d_optimizer"]["state"]  # both players' Adam moments
