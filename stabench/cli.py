@@ -98,7 +98,7 @@ def summary(record) -> str:
         lines.append("  " + "   ".join(f"{k} {_format(v)}" for k, v in record.metrics.items()))
     rate = _format(timing.get("steps_per_second"))
     lines.append(f"  {timing.get('steps')} steps in {timing.get('wall_seconds', 0.0):.1f} s of training ({rate} steps/s) "
-                 f"on {record.device}, {record.threads} threads")
+                 f"on {record.device}, {record.threads} thread{'' if record.threads == 1 else 's'}")
     lines.append(f"  record: {record.path}")
     return "\n".join(lines)
 
