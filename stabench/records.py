@@ -27,6 +27,10 @@ CURVE_FILE = "curve.csv"
 SPECTRUM_FILE = "spectrum.csv"
 STATE_FILE = "state.pt"
 SAMPLES_FILE = "samples.png"
+TRACK_FILE = "spectrum_track.csv"  # eigenvalues along training: step, search, rank, real, imag
+CHECKPOINTS_DIR = "checkpoints"  # a few intermediate states, `step-<S>.pt` each, like STATE_FILE
+PATH_ANGLE_FILE = "path_angle.csv"  # the field along the line from the initial to the final parameters
+LANDSCAPE_FILE = "landscape.json"  # eigenvalues of the Jacobian's symmetric and antisymmetric parts at the end
 
 STATUSES = ("completed", "diverged", "failed", "interrupted")
 FINISHED = ("completed", "diverged")  # a rerun of the same cell would only reproduce these
