@@ -54,11 +54,15 @@ def cli():
 @click.option("--no-spectrum", is_flag=True, help="Skip the Jacobian spectrum at the end of the run.")
 @click.option("--threads", type=int, default=None,
               help="CPU threads for the run [default: $OMP_NUM_THREADS, else 1].")
+@click.option("--spectrum-every", type=int, default=None,
+              help="Track the Jacobian spectrum every N steps [default: the budget's; 0: only at the end].")
+@click.option("--checkpoints", type=int, default=3, show_default=True,
+              help="Intermediate states the record keeps (for `stabench spectrum --at RUN_DIR --step S`).")
 @click.option("--force", is_flag=True,
               help="Train again even if a finished record of this cell exists (replaced only by a finished attempt).")
 @plugin_option
-def run(method, task, seed, budget, steps, assignments, device, out, as_json, quiet, no_spectrum, threads, force,
-        plugins):
+def run(method, task, seed, budget, steps, assignments, device, out, as_json, quiet, no_spectrum, threads,
+        spectrum_every, checkpoints, force, plugins):
     """Train METHOD on TASK for one seed and write its run record."""
     from stabench.runner import run as run_cell
 
@@ -66,7 +70,8 @@ def run(method, task, seed, budget, steps, assignments, device, out, as_json, qu
     try:
         record = run_cell(method, task, seed=seed, budget=budget, steps=steps,
                           overrides=parse_assignments(assignments), device=device, out=out,
-                          progress=not (quiet or as_json), spectrum=not no_spectrum, force=force, threads=threads)
+                          progress=not (quiet or as_json), spectrum=not no_spectrum, force=force, threads=threads,
+                          spectrum_every=spectrum_every, checkpoints=checkpoints)
     except KeyboardInterrupt as stop:
         where = f"; the record is at {stop.args[0]}" if stop.args else ""
         click.echo(f"stabench: interrupted{where}", err=True)
@@ -115,6 +120,8 @@ def summary(record) -> str:
               help="Local worker processes [default: cores / threads].")
 @click.option("--threads", type=int, default=None,
               help="CPU threads per cell [default: $OMP_NUM_THREADS, else 1].")
+@click.option("--spectrum-every", type=int, default=None,
+              help="Track the Jacobian spectrum every N steps [default: each budget's; 0: only at the end].")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray: the cluster to join [default: start a local one].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -122,8 +129,8 @@ def summary(record) -> str:
 @click.option("--no-spectrum", is_flag=True, help="Skip the Jacobian spectrum at the end of each run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @plugin_option
-def sweep(methods, tasks, seeds, budget, steps, assignments, workers, threads, backend, address, device, out,
-          no_spectrum, quiet, plugins):
+def sweep(methods, tasks, seeds, budget, steps, assignments, workers, threads, spectrum_every, backend, address,
+          device, out, no_spectrum, quiet, plugins):
     """Run every (method, task, seed) cell; finished cells under --out are skipped, so a rerun resumes."""
     from stabench import sweep as sweeps
 
@@ -135,7 +142,8 @@ def sweep(methods, tasks, seeds, budget, steps, assignments, workers, threads, b
                         overrides=parse_assignments(assignments), out=out)
     try:
         report = sweeps.sweep(cells, workers=workers, backend=backend, address=address, plugins=plugins,
-                              device=device, spectrum=not no_spectrum, progress=not quiet, threads=threads)
+                              device=device, spectrum=not no_spectrum, progress=not quiet, threads=threads,
+                              spectrum_every=spectrum_every)
     except KeyboardInterrupt:
         click.echo("stabench: sweep interrupted; run the same command again to resume", err=True)
         sys.exit(130)
@@ -217,6 +225,8 @@ def list_entries(what, task, plugins):
               help="Seed of the initial point and the evaluation batch (a run folder supplies its own).")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override any hyperparameter (method, task or training); repeatable.")
+@click.option("--step", "step", default=None, type=int,
+              help="With a run folder: the checkpoint kept at this step instead of the final parameters.")
 @click.option("--k", default=20, show_default=True, type=int,
               help="For systems too large for a dense Jacobian: how many eigenvalues of largest real part "
                    "and of largest modulus to find.")
@@ -224,12 +234,13 @@ def list_entries(what, task, plugins):
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: eigenvalues ([re, im]), summary, config, task_params.")
 @plugin_option
-def spectrum(method, task, at, seed, assignments, k, device, as_json, plugins):
+def spectrum(method, task, at, seed, assignments, step, k, device, as_json, plugins):
     """Eigenvalues of the Jacobian of METHOD's field on TASK at a point (float64)."""
     from stabench.spectra import analyse
 
     load_plugins(plugins)
-    report = analyse(method, task, at, seed=seed, overrides=parse_assignments(assignments), k=k, device=device)
+    report = analyse(method, task, at, seed=seed, overrides=parse_assignments(assignments), k=k, device=device,
+                     step=step)
     click.echo(to_json(report) if as_json else spectrum_text(report))
 
 

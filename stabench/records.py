@@ -271,17 +271,30 @@ def write_file_atomically(path: Path, write: Callable[[Path], None]) -> Path:
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(key for row in rows for key in row))  # rows may hold different columns
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
 
 
+def checkpoint_file(directory: Path, step: int) -> Path:
+    return Path(directory) / CHECKPOINTS_DIR / f"step-{step}.pt"
+
+
+def checkpoint_steps(directory: Path) -> list[int]:
+    """The steps whose intermediate state a record keeps."""
+    found = (Path(directory) / CHECKPOINTS_DIR).glob("step-*.pt")
+    return sorted(int(file.stem.removeprefix("step-")) for file in found if file.stem.removeprefix("step-").isdigit())
+
+
 def write_run(directory: Path, record: RunRecord, *, curve: list[dict[str, Any]] = (),
               eigenvalues: list[dict[str, float]] | None = None, state: dict[str, Any] | None = None,
-              draw_samples: Callable[[Path], None] | None = None) -> Path:
-    """Write a whole record folder atomically: run.json, the curve, the eigenvalues, the state and
-    the samples picture (each where given). A picture that fails to draw never costs the record."""
+              draw_samples: Callable[[Path], None] | None = None, track: list[dict[str, Any]] = (),
+              checkpoints: dict[int, dict[str, Any]] | None = None) -> Path:
+    """Write a whole record folder atomically: run.json, the curve, the eigenvalues, the tracked
+    eigenvalues, the state, the checkpoints and the samples picture (each where given). A picture that
+    fails to draw never costs the record."""
     import torch
 
     def fill(folder: Path):
@@ -289,8 +302,13 @@ def write_run(directory: Path, record: RunRecord, *, curve: list[dict[str, Any]]
             _write_rows(folder / CURVE_FILE, list(curve))
         if eigenvalues:
             _write_rows(folder / SPECTRUM_FILE, eigenvalues)
+        if track:
+            _write_rows(folder / TRACK_FILE, list(track))
         if state is not None:
             torch.save(state, folder / STATE_FILE)
+        for step, saved in (checkpoints or {}).items():
+            checkpoint_file(folder, step).parent.mkdir(exist_ok=True)
+            torch.save(saved, checkpoint_file(folder, step))
         if draw_samples is not None:
             try:
                 draw_samples(folder / SAMPLES_FILE)
@@ -340,11 +358,15 @@ def find_records(root: Path) -> Iterator[RunRecord]:
             warnings.warn(f"skipping run record: {error}", stacklevel=2)
 
 
-def read_state(directory: Path) -> dict[str, Any]:
-    """The final parameters and training state of a record (`weights_only=True`); ValueError if unreadable."""
+def read_state(directory: Path, step: int | None = None) -> dict[str, Any]:
+    """The final parameters and training state of a record, or those kept at `step` (`weights_only=True`);
+    CorruptRecord (a ValueError) if missing or unreadable."""
     import torch
 
-    file = Path(directory) / STATE_FILE
+    file = Path(directory) / STATE_FILE if step is None else checkpoint_file(directory, step)
+    if step is not None and not file.is_file():
+        kept = ", ".join(map(str, checkpoint_steps(directory))) or "none"
+        raise CorruptRecord(f"run `{directory}` keeps no state at step {step}; steps kept: {kept}")
     if not file.is_file():
         raise CorruptRecord(f"run `{directory}` has no {STATE_FILE} (no final parameters were saved)")
     try:

@@ -1,6 +1,7 @@
 """Train one (method, task, seed) cell, measure it, and write its run record."""
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 import time
@@ -20,7 +21,7 @@ from stabench.records import (
     FINISHED, RunRecord, is_record, method_code, read_record, run_directory, versions, write_run,
 )
 from stabench.registry import provenance
-from stabench.spectra import SpectrumTooSlow, game_spectrum
+from stabench.spectra import TRACKED_COLUMNS, SpectrumTooSlow, SpectrumTracker, game_spectrum
 
 # The end-of-run spectrum of a large game (Arnoldi) gets about this long; `stabench spectrum --at RUN_DIR`
 # has no limit. The `mog` games take 13 to 130 s for their top 20 on one CPU core.
@@ -96,9 +97,13 @@ class Trainer:
 
 @dataclass
 class Training:
-    """What a training loop measured: the curve, how far it got and how it ended."""
+    """What a training loop measured: the curve, the tracked spectra, checkpoints, how far it got and how
+    it ended."""
 
     curve: list[dict[str, float]] = field(default_factory=list)
+    track: list[dict[str, Any]] = field(default_factory=list)  # eigenvalue rows of the tracked steps
+    checkpoints: dict[int, dict[str, Any]] = field(default_factory=dict)  # step -> state
+    tracking_seconds: float = 0.0
     steps: int = 0
     wall_seconds: float = 0.0
     status: str = "completed"  # or diverged, failed, interrupted
@@ -107,22 +112,48 @@ class Training:
     traceback: str | None = None
 
 
-def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool = False) -> Training:
-    """The training loop: updates `game` in place, evaluates every `cell.eval_every` steps, and returns
-    what it measured, however it ended (a divergence, an error or Ctrl-C is a status, not an exception).
+def state_of(game, ctx: Context) -> dict[str, Any]:
+    """What STATE_FILE (and a checkpoint) holds: both networks, both optimizers, the method's own state."""
+    return {"discriminator": game.discriminator.state_dict(), "generator": game.generator.state_dict(),
+            **ctx.state_dict()}
+
+
+def checkpoint_steps(cell: Cell, count: int) -> set[int]:
+    """`count` steps evenly inside the run, on evaluation steps, where intermediate states are kept."""
+    every = cell.eval_every
+    return {step for i in range(1, count + 1) if 0 < (step := round(cell.steps * i / (count + 1) / every) * every)
+            < cell.steps}
+
+
+def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool = False, spectrum_every: int = 0,
+          checkpoints: int = 0) -> Training:
+    """The training loop: updates `game` in place, evaluates every `cell.eval_every` steps, tracks the
+    Jacobian spectrum every `spectrum_every` steps (and at step 0; 0: never), keeps `checkpoints`
+    intermediate states, and returns what it measured, however it ended (a divergence, an error or Ctrl-C
+    is a status, not an exception).
 
     Divergence is checked at evaluations, where the loop synchronises anyway, so a GPU is never stalled
-    every step.
+    every step. Evaluation and tracking are outside `wall_seconds`; tracking's own time is kept apart.
     """
     trainer = Trainer(cell, game, ctx)
     measured = Training()
+    tracker = SpectrumTracker(cell) if spectrum_every > 0 else None
+    keep = checkpoint_steps(cell, checkpoints)
 
     def checkpoint(step: int, batch) -> dict[str, float] | None:
         if not _all_finite(game, cell, batch):
             measured.status, measured.diverged_at_step = "diverged", step
             return None
         metrics = evaluate(cell, game)
-        measured.curve.append({"step": step, "wall_seconds": measured.wall_seconds, **metrics})
+        row = {"step": step, "wall_seconds": measured.wall_seconds, **metrics}
+        if tracker is not None and step % spectrum_every == 0:
+            point = tracker(step, game, ctx)
+            row |= point.summary
+            measured.track += point.rows
+            measured.tracking_seconds += point.seconds
+        if step in keep:
+            measured.checkpoints[step] = copy.deepcopy(state_of(game, ctx))
+        measured.curve.append(row)
         return metrics
 
     bar = tqdm(total=cell.steps, disable=not progress, desc=f"{cell.method.name} on {cell.task.name}",
@@ -135,7 +166,7 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
                 break
             batch = trainer.step()
             bar.update()
-            if step % cell.eval_every == 0 or step == cell.steps:
+            if step % cell.eval_every == 0 or step == cell.steps or (tracker and step % spectrum_every == 0):
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 measured.wall_seconds += time.perf_counter() - started
@@ -167,6 +198,7 @@ def check_writable(out: Path) -> None:
 
 
 DEFAULT_THREADS = 1  # per run on the CPU; see `threads_for`
+DEFAULT_CHECKPOINTS = 3  # intermediate states a record keeps
 
 
 def threads_for(threads: int | None) -> int:
@@ -186,9 +218,14 @@ def threads_for(threads: int | None) -> int:
 
 def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None = None,
         overrides: dict[str, Any] | None = None, device: str = "auto", out: str | Path = "results/runs",
-        progress: bool = True, spectrum: bool = True, force: bool = False, threads: int | None = None) -> RunRecord:
+        progress: bool = True, spectrum: bool = True, force: bool = False, threads: int | None = None,
+        spectrum_every: int | None = None, checkpoints: int = DEFAULT_CHECKPOINTS) -> RunRecord:
     """Train one cell with `threads_for(threads)` CPU threads and write its record under `out`; return the
     record (its `path` set). While it trains, no other process can train the same cell into `out`.
+
+    The Jacobian spectrum is tracked every `spectrum_every` steps (None: the budget's default; 0: not
+    tracked; `spectrum` false: neither tracked nor taken at the end), and `checkpoints` intermediate
+    states are kept in the record for `stabench spectrum --at RUN_DIR --step S`.
 
     A finished record (completed or diverged) of the same run_id, made by the same method code, is
     returned as it is (`reused`), without training, unless `force`. A finished record is only ever
@@ -205,13 +242,16 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
     try:
         with exclusive(lock, f"run {cell.run_id} ({cell.method.name} on {cell.task.name}, seed {cell.seed}) is being "
                              f"trained into `{out}` by another process"):
-            return _run(cell, torch_device, directory, progress, spectrum, force)
+            every = cell.task.budgets[cell.budget].spectrum_every if spectrum_every is None else spectrum_every
+            if every < 0 or checkpoints < 0:
+                raise StabenchError("`--spectrum-every` and `--checkpoints` must be at least 0")
+            return _run(cell, torch_device, directory, progress, spectrum, force, every if spectrum else 0, checkpoints)
     finally:
         torch.set_num_threads(before)
 
 
 def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool, spectrum: bool,
-         force: bool) -> RunRecord:
+         force: bool, spectrum_every: int, checkpoints: int) -> RunRecord:
     previous = _finished_record(directory)
     same_code = previous is not None and method_code(previous) == provenance(cell.method)["source_sha256"]
     if same_code and not force:
@@ -231,7 +271,7 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
     except Exception as error:  # noqa: BLE001 - a task that cannot build is a failed run, recorded
         measured = Training(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
     else:
-        measured = train(cell, game, ctx, torch_device, progress)
+        measured = train(cell, game, ctx, torch_device, progress, spectrum_every, checkpoints)
         interrupted = measured.status == "interrupted"
     _measured_into(record, measured, cell, game, time.perf_counter() - began)
     eigenvalues = None
@@ -244,11 +284,11 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
         raise StabenchError(f"the new attempt ended {record.status} ({record.error}); the {previous.status} "
                             f"record at {directory} is kept")
     keep_state = game is not None and record.status != "failed"
-    state = {"discriminator": game.discriminator.state_dict(), "generator": game.generator.state_dict(),
-             **ctx.state_dict()} if keep_state and ctx is not None else None
+    state = state_of(game, ctx) if keep_state and ctx is not None else None
     try:
         write_run(directory, record, curve=measured.curve, eigenvalues=eigenvalues, state=state,
-                  draw_samples=_samples(cell, game, record) if keep_state else None)
+                  draw_samples=_samples(cell, game, record) if keep_state else None, track=measured.track,
+                  checkpoints=measured.checkpoints if keep_state else {})
     except OSError as error:
         raise StabenchError(f"cannot write the record at `{directory}`: {error.strerror or error}") from None
     if interrupted:
@@ -297,11 +337,12 @@ def _measured_into(record: RunRecord, measured: Training, cell: Cell, game, tota
     record.diverged_at_step = measured.diverged_at_step
     record.timing = {"wall_seconds": measured.wall_seconds, "steps": measured.steps,
                      "steps_per_second": measured.steps / measured.wall_seconds if measured.wall_seconds > 0 else None,
-                     "total_seconds": total_seconds}
+                     "tracking_seconds": measured.tracking_seconds, "total_seconds": total_seconds}
     if measured.status == "diverged":  # evaluated as it is: non-finite samples count as misses
         record.metrics = evaluate(cell, game)
     elif measured.curve:
-        record.metrics = {k: v for k, v in measured.curve[-1].items() if k not in ("step", "wall_seconds")}
+        last = measured.curve[-1]
+        record.metrics = {k: v for k, v in last.items() if k not in ("step", "wall_seconds", *TRACKED_COLUMNS)}
     if measured.curve:
         record.metrics.update(cell.task.summarize(measured.curve, cell.task_params))
 

@@ -145,15 +145,41 @@ class SpectrumTooSlow(StabenchError):
     """Even the shortest Arnoldi search would take far longer than the time allowed."""
 
 
-def arnoldi_eigenvalues(operator: LinearOperator, k: int, seed: int = 0, max_restarts: int = ARNOLDI_MAX_RESTARTS,
-                        seconds: float | None = None) -> tuple[np.ndarray, bool]:
-    """The k eigenvalues of largest real part and the k of largest modulus (duplicates dropped), and
-    whether both searches converged within `max_restarts`; if not, the eigenvalues that did.
+@dataclass
+class Searches:
+    """The two Arnoldi searches at one point: the k eigenvalues of largest real part (`rightmost`) and
+    the k of largest modulus (`largest`), whether both converged, and the real part of the rightmost
+    Ritz vector (a warm start for the next point of a trajectory)."""
 
-    With `seconds`, the restarts are cut to fit that time, estimated from one timed product.
+    rightmost: np.ndarray
+    largest: np.ndarray
+    converged: bool
+    next_start: np.ndarray | None
+
+    def merged(self) -> np.ndarray:
+        """Both lists with an eigenvalue found by both searches kept once (a repeated one twice)."""
+        unmatched, merged = list(self.rightmost), list(self.rightmost)
+        for value in self.largest:
+            twin = next((i for i, other in enumerate(unmatched) if abs(value - other) <= 1e-8 * max(1.0, abs(value))),
+                        None)
+            if twin is None:
+                merged.append(value)
+            else:
+                del unmatched[twin]
+        return np.array(merged, dtype=complex)
+
+
+def arnoldi_searches(operator: LinearOperator, k: int, seed: int = 0, max_restarts: int = ARNOLDI_MAX_RESTARTS,
+                     seconds: float | None = None, start: np.ndarray | None = None,
+                     tolerance: float = ARNOLDI_TOLERANCE) -> Searches:
+    """Both Arnoldi searches of `operator`, from `start` (else a seeded random vector).
+
+    With `seconds`, the restarts are cut to fit that time, estimated from one timed product; what
+    converged by then is kept (`converged` false).
     """
     size = operator.shape[0]
-    start = np.random.default_rng(seed).standard_normal(size)  # ARPACK's own start is random
+    if start is None:
+        start = np.random.default_rng(seed).standard_normal(size)  # ARPACK's own start is random
     basis = min(size - 1, max(2 * k + 1, min(5 * k, ARNOLDI_BASIS_BYTES // (8 * size))))
     if seconds is not None:
         timed = time.perf_counter()
@@ -164,23 +190,30 @@ def arnoldi_eigenvalues(operator: LinearOperator, k: int, seed: int = 0, max_res
             raise SpectrumTooSlow(f"two Arnoldi searches need about {2 * basis * per_product:.0f} s at "
                                   f"{per_product:.2g} s per Jacobian-vector product, over the {seconds:g} s allowed")
         max_restarts = max(1, min(max_restarts, int((affordable - basis) / (basis - k))))
-    found, converged = {}, True
+    found, converged, next_start = {}, True, None
     for which in ("LR", "LM"):
         try:
-            found[which] = eigs(operator, k=k, which=which, v0=start, ncv=basis, tol=ARNOLDI_TOLERANCE,
-                                maxiter=max_restarts, return_eigenvectors=False)
+            result = eigs(operator, k=k, which=which, v0=start, ncv=basis, tol=tolerance, maxiter=max_restarts,
+                          return_eigenvectors=which == "LR")
         except ArpackNoConvergence as partial:
-            found[which], converged = partial.eigenvalues, False
-    rightmost, largest = found["LR"], found["LM"]
-    unmatched = list(rightmost)  # an eigenvalue found by both searches is kept once, a repeated one twice
-    merged = list(rightmost)
-    for value in largest:
-        twin = next((i for i, other in enumerate(unmatched) if abs(value - other) <= 1e-8 * max(1.0, abs(value))), None)
-        if twin is None:
-            merged.append(value)
+            result, converged = (partial.eigenvalues, partial.eigenvectors) if which == "LR" else partial.eigenvalues, False
+        if which == "LR":
+            values, vectors = result
+            found[which] = values
+            if len(values):
+                next_start = vectors[:, int(np.argmax(values.real))].real.copy()
         else:
-            del unmatched[twin]
-    return np.array(merged, dtype=complex), converged
+            found[which] = result
+    return Searches(found["LR"], found["LM"], converged, next_start)
+
+
+def arnoldi_eigenvalues(operator: LinearOperator, k: int, seed: int = 0, max_restarts: int = ARNOLDI_MAX_RESTARTS,
+                        seconds: float | None = None) -> tuple[np.ndarray, bool]:
+    """The k eigenvalues of largest real part and the k of largest modulus (duplicates dropped), and
+    whether both searches converged within `max_restarts` (else the eigenvalues that did); see
+    `arnoldi_searches`."""
+    searches = arnoldi_searches(operator, k, seed, max_restarts, seconds)
+    return searches.merged(), searches.converged
 
 
 def by_real_part(eigenvalues: np.ndarray) -> np.ndarray:
@@ -280,8 +313,9 @@ def game_spectrum(cell: Cell, game: Game, ctx: Context, *, at_equilibrium: bool 
 
 
 def analyse(method: str | None, task: str | None, at: str, *, seed: int = 0, overrides: dict | None = None,
-            k: int = DEFAULT_K, device: str = "cpu") -> dict[str, Any]:
-    """The spectrum report behind `stabench spectrum`: at `equilibrium`, `init` or a run folder.
+            k: int = DEFAULT_K, device: str = "cpu", step: int | None = None) -> dict[str, Any]:
+    """The spectrum report behind `stabench spectrum`: at `equilibrium`, `init` or a run folder (its final
+    parameters, or with `step` the checkpoint it kept there).
 
     For a run folder the task, seed and identity hyperparameters come from its record (its
     environment settings, such as where data lives, never do), the parameters and the optimizer and
@@ -290,11 +324,13 @@ def analyse(method: str | None, task: str | None, at: str, *, seed: int = 0, ove
     """
     overrides = dict(overrides or {})
     state = None
+    if step is not None and at in ("equilibrium", "init"):
+        raise StabenchError("`--step` names a checkpoint of a run folder; pass the folder with `--at`")
     if at not in ("equilibrium", "init"):
         if not is_record(at):
             raise StabenchError(f"`{at}` is not a run record (no {RUN_FILE}); pass equilibrium, init or a run folder")
         try:
-            record, state = read_record(at), read_state(at)
+            record, state = read_record(at), read_state(at, step)
         except CorruptRecord as error:
             raise StabenchError(str(error)) from None
         if task is not None and task != record.task:
@@ -322,8 +358,66 @@ def analyse(method: str | None, task: str | None, at: str, *, seed: int = 0, ove
                                 f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
     spectrum = game_spectrum(cell, game, ctx, at_equilibrium=at == "equilibrium", k=k)
     return {
-        "method": cell.method.name, "task": cell.task.name, "at": at, "seed": cell.seed,
+        "method": cell.method.name, "task": cell.task.name, "at": at if step is None else f"{at} step {step}",
+        "seed": cell.seed,
         "config": cell.config, "task_params": cell.task.describe(cell.task_params),
         "summary": spectrum.summary,
         "eigenvalues": [[float(value.real), float(value.imag)] for value in spectrum.eigenvalues],
     }
+
+
+TRACK_K = 6  # eigenvalues per search at each tracked step
+# What a tracked step adds to its curve.csv row (the track file holds the eigenvalues themselves).
+TRACKED_COLUMNS = ("max_real", "n_positive", "max_imag", "field_norm", "d_gradient_norm", "g_gradient_norm",
+                   "spectrum_converged")
+TRACK_TOLERANCE = 1e-6  # looser than the end-of-run spectrum's: a trajectory needs the leading digits
+TRACK_SECONDS = 15.0  # per tracked point of a large game: the searches keep what converged by then
+
+
+@dataclass
+class TrackedPoint:
+    """The spectrum summary, field and gradient norms at one step, and the eigenvalue rows for the track file."""
+
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
+    seconds: float
+
+
+class SpectrumTracker:
+    """The Jacobian spectrum of `cell.method`'s field along training, on the cell's fixed evaluation batch.
+
+    At each call: the k eigenvalues of largest real part and the k of largest modulus (dense for a game
+    of at most `dense_limit` parameters, else Arnoldi warm-started from the previous point's rightmost
+    Ritz vector, bounded by `seconds`), ‖h‖, and each player's own part of the field, ‖g_D‖ and ‖g_G‖.
+    """
+
+    def __init__(self, cell: Cell, k: int = TRACK_K, dense_limit: int = DENSE_LIMIT, seconds: float = TRACK_SECONDS):
+        self.cell, self.k, self.dense_limit, self.seconds = cell, k, dense_limit, seconds
+        self.start: np.ndarray | None = None
+
+    def __call__(self, step: int, game: Game, ctx: Context) -> TrackedPoint:
+        started = time.perf_counter()
+        field_map, _ = analysis_field(self.cell, game, ctx)
+        theta = field_map.flatten(field_map.game.point())
+        h = field_map.at(theta)
+        n_d = sum(field_map.sizes[:len(field_map.d_shapes)])
+        norms = {"field_norm": float(h.norm()), "d_gradient_norm": float(h[:n_d].norm()),
+                 "g_gradient_norm": float(h[n_d:].norm())}
+        if field_map.size <= self.dense_limit:
+            values = np.linalg.eigvals(dense_jacobian(field_map, theta).cpu().numpy())
+            rightmost = values[np.argsort(-values.real)[:self.k]]
+            largest = values[np.argsort(-np.abs(values))[:self.k]]
+            found, converged = summarize(values, complete=True), True
+        else:
+            searches = arnoldi_searches(jacobian_operator(field_map, theta), self.k, seed=self.cell.seed,
+                                        seconds=self.seconds, start=self.start, tolerance=TRACK_TOLERANCE)
+            rightmost, largest, converged = searches.rightmost, searches.largest, searches.converged
+            found = summarize(searches.merged(), complete=False)
+            self.start = searches.next_start if searches.next_start is not None else self.start
+        rows = [{"step": step, "search": search, "rank": rank, "real": float(value.real), "imag": float(value.imag)}
+                for search, found in (("rightmost", by_real_part(np.asarray(rightmost))),
+                                      ("largest", np.asarray(largest)[np.argsort(-np.abs(largest))]))
+                for rank, value in enumerate(found)]
+        summary = {"max_real": found["max_real"], "n_positive": found["n_positive"], "max_imag": found["max_imag"],
+                   **norms, "spectrum_converged": converged}
+        return TrackedPoint(summary, rows, time.perf_counter() - started)

@@ -123,14 +123,23 @@ def finished(cell: SweepCell) -> bool:
     return record.status in FINISHED and method_code(record) == provenance(METHODS.get(cell.method))["source_sha256"]
 
 
-def run_cell(cell: SweepCell, device: str = "auto", spectrum: bool = True,
-             threads: int | None = None) -> tuple[SweepCell, str, str | None]:
+@dataclass(frozen=True)
+class CellOptions:
+    """How every cell of a sweep runs (see `runner.run`)."""
+
+    device: str = "auto"
+    spectrum: bool = True
+    threads: int | None = None
+    spectrum_every: int | None = None
+
+
+def run_cell(cell: SweepCell, options: CellOptions = CellOptions()) -> tuple[SweepCell, str, str | None]:
     """Run one cell (its record goes to `cell.directory`); returns its status and error, never raises
     for a failed run."""
     try:
         record = run(cell.method, cell.task, seed=cell.seed, budget=cell.budget, steps=cell.steps,
-                     overrides=cell.overrides, device=device, out=cell.out, progress=False,
-                     spectrum=spectrum, force=True, threads=threads)
+                     overrides=cell.overrides, out=cell.out, progress=False, force=True, device=options.device,
+                     spectrum=options.spectrum, threads=options.threads, spectrum_every=options.spectrum_every)
     except StabenchError as error:
         return cell, "failed", str(error)
     except Exception as error:  # outside training (the runner records those): report, keep sweeping
@@ -138,8 +147,7 @@ def run_cell(cell: SweepCell, device: str = "auto", spectrum: bool = True,
     return cell, record.status, record.error
 
 
-def _cell_process(cell: SweepCell, plugins: tuple[str, ...], device: str, spectrum: bool, threads: int | None,
-                  connection, format_warning) -> None:
+def _cell_process(cell: SweepCell, plugins: tuple[str, ...], options: CellOptions, connection, format_warning) -> None:
     """The body of a worker process: one cell, its result sent back through `connection`."""
     warnings.formatwarning = format_warning  # the sweep's own (the CLI's is one line)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep, which stops the workers
@@ -147,7 +155,7 @@ def _cell_process(cell: SweepCell, plugins: tuple[str, ...], device: str, spectr
     signal.signal(signal.SIGTERM, interrupt)
     try:
         load_plugins(plugins)
-        connection.send(run_cell(cell, device, spectrum, threads))
+        connection.send(run_cell(cell, options))
     except KeyboardInterrupt:
         os._exit(130)
 
@@ -160,8 +168,8 @@ def _result(receiver):
         return None
 
 
-def _local(cells: list[SweepCell], workers: int, plugins: tuple[str, ...], device: str, spectrum: bool,
-           threads: int | None) -> Iterator[tuple[SweepCell, str, str | None]]:
+def _local(cells: list[SweepCell], workers: int, plugins: tuple[str, ...],
+           options: CellOptions) -> Iterator[tuple[SweepCell, str, str | None]]:
     """One worker process per cell, `workers` at a time (spawned: a forked copy of a process that has
     used threads or CUDA is unsafe). A worker that dies without a result (a plugin calling os._exit, an
     out-of-memory kill, a segfault) leaves its cell recorded as failed, and the sweep goes on."""
@@ -173,7 +181,7 @@ def _local(cells: list[SweepCell], workers: int, plugins: tuple[str, ...], devic
                 cell = waiting.pop(0)
                 receiver, sender = context.Pipe(duplex=False)
                 process = context.Process(target=_cell_process, daemon=True, args=(
-                    cell, plugins, device, spectrum, threads, sender, warnings.formatwarning))
+                    cell, plugins, options, sender, warnings.formatwarning))
                 process.start()
                 sender.close()
                 running[process.sentinel] = (process, receiver, cell)
@@ -196,8 +204,8 @@ def _local(cells: list[SweepCell], workers: int, plugins: tuple[str, ...], devic
                 process.kill()
 
 
-def _ray(cells: list[SweepCell], address: str | None, plugins: tuple[str, ...], device: str,
-         spectrum: bool, threads: int | None) -> Iterator[tuple[SweepCell, str, str | None]]:
+def _ray(cells: list[SweepCell], address: str | None, plugins: tuple[str, ...],
+         options: CellOptions) -> Iterator[tuple[SweepCell, str, str | None]]:
     """One Ray task per cell, with one GPU each where the cluster has GPUs. On a cluster of several
     machines `out` (and any plugin file) must be on storage that every node sees."""
     try:
@@ -210,7 +218,7 @@ def _ray(cells: list[SweepCell], address: str | None, plugins: tuple[str, ...], 
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_ray_cell)
-        pending = [task.remote(cell, plugins, device, spectrum, threads) for cell in cells]
+        pending = [task.remote(cell, plugins, options) for cell in cells]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             yield ray.get(done[0])
@@ -219,9 +227,9 @@ def _ray(cells: list[SweepCell], address: str | None, plugins: tuple[str, ...], 
             ray.shutdown()
 
 
-def _ray_cell(cell: SweepCell, plugins: tuple[str, ...], device: str, spectrum: bool, threads: int | None):
+def _ray_cell(cell: SweepCell, plugins: tuple[str, ...], options: CellOptions):
     load_plugins(plugins)
-    return run_cell(cell, device, spectrum, threads)
+    return run_cell(cell, options)
 
 
 @dataclass
@@ -237,17 +245,19 @@ class SweepReport:
 
 def sweep(cells: list[SweepCell], *, workers: int | None = None, backend: str = "local",
           address: str | None = None, plugins: Iterable[str] = (), device: str = "auto",
-          spectrum: bool = True, progress: bool = True, threads: int | None = None) -> SweepReport:
+          spectrum: bool = True, progress: bool = True, threads: int | None = None,
+          spectrum_every: int | None = None) -> SweepReport:
     """Run the cells of `plan(...)` that are not finished yet, each with `threads` CPU threads (see
     `runner.threads_for`); a progress bar counts cells. One sweep at a time uses a results folder."""
+    options = CellOptions(device, spectrum, threads, spectrum_every)
     outs = sorted({cell.out for cell in cells})
     with contextlib.ExitStack() as locks:
         for out in outs:
             locks.enter_context(exclusive(Path(out) / ".sweep.lock", f"`{out}` is in use by another sweep"))
-        return _sweep(cells, workers, backend, address, tuple(plugins), device, spectrum, progress, threads)
+        return _sweep(cells, workers, backend, address, tuple(plugins), options, progress)
 
 
-def _sweep(cells, workers, backend, address, plugins, device, spectrum, progress, threads) -> SweepReport:
+def _sweep(cells, workers, backend, address, plugins, options: CellOptions, progress) -> SweepReport:
     todo = [cell for cell in cells if not finished(cell)]
     counts = Counter(skipped=len(cells) - len(todo))
     failures = []
@@ -255,11 +265,10 @@ def _sweep(cells, workers, backend, address, plugins, device, spectrum, progress
         raise StabenchError(f"unknown backend `{backend}`; use local or ray")
     if todo:
         if backend == "ray":
-            results = _ray(todo, address, plugins, device, spectrum, threads)
+            results = _ray(todo, address, plugins, options)
         else:
             cores = os.cpu_count() or 1
-            results = _local(todo, workers or max(1, cores // threads_for(threads)), plugins, device, spectrum,
-                             threads)
+            results = _local(todo, workers or max(1, cores // threads_for(options.threads)), plugins, options)
         with tqdm(total=len(cells), initial=counts["skipped"], disable=not progress, unit="cell",
                   desc="sweep", dynamic_ncols=True) as bar:
             for cell, status, error in results:

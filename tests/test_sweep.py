@@ -9,7 +9,7 @@ import pytest
 
 from stabench import StabenchError
 from stabench.methods import METHODS
-from stabench.sweep import finished, parse_names, parse_seeds, plan, run_cell
+from stabench.sweep import CellOptions, finished, parse_names, parse_seeds, plan, run_cell
 from stabench.table import leaderboard, load_runs
 from stabench.records import RUN_FILE
 
@@ -138,7 +138,7 @@ def test_the_ray_backend_runs_cells_on_a_real_local_instance_and_resumes(tmp_pat
 
 def test_a_cell_whose_method_code_changed_is_not_skipped(tmp_path):
     (cell,) = plan(["vanilla"], ["lq1d"], [0], budget="smoke", steps=3, out=tmp_path)
-    run_cell(cell, spectrum=False)
+    run_cell(cell, CellOptions(spectrum=False))
     assert finished(cell)
     record = json.loads((cell.directory / RUN_FILE).read_text())
     record["plugins"]["method"]["source_sha256"] = "an older version"

@@ -22,12 +22,14 @@ class TaskParams(TrainingParams):
 
 @dataclass(frozen=True)
 class Budget:
-    """How long a run trains (G steps), how often it is evaluated, and task settings that come with
-    it (a smaller evaluation sample for `smoke`, say); `--set` still overrides those."""
+    """How long a run trains (G steps), how often it is evaluated, how often the Jacobian spectrum is
+    tracked (0: only at the end), and task settings that come with it (a smaller evaluation sample for
+    `smoke`, say); `--set` and `--spectrum-every` still override those."""
 
     steps: int
     eval_every: int
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    spectrum_every: int = 0
 
 
 class Task:

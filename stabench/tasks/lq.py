@@ -20,8 +20,8 @@ from stabench.tasks.base import Budget, Task, TaskParams
 
 BUDGETS = {  # as for `mog`
     "smoke": Budget(steps=300, eval_every=50),
-    "quick": Budget(steps=20_000, eval_every=250),
-    "paper": Budget(steps=100_000, eval_every=1000),
+    "quick": Budget(steps=20_000, eval_every=250, spectrum_every=500),  # a dense spectrum of a few parameters
+    "paper": Budget(steps=100_000, eval_every=1000, spectrum_every=2000),
 }
 
 
