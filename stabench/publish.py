@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from stabench.errors import StabenchError
 from stabench.plots import subplots
-from stabench.records import CURVE_FILE, SAMPLES_FILE, SPECTRUM_FILE, read_rows, write_file_atomically
+from stabench.records import (CURVE_FILE, SAMPLES_FILE, SPECTRUM_FILE, TRACK_FILE, read_rows,
+                              write_file_atomically)
 from stabench.table import csv_text, escape_markdown, format_table, groups, leaderboards, load_runs, long_table
 
 NOTE = ("Each metric: the mean over seeds [its 95% bootstrap confidence interval]; ↑ larger is better, ↓ smaller "
@@ -78,24 +81,36 @@ def samples_grid(runs: pd.DataFrame, title: str, path: Path) -> bool:
     return True
 
 
-def _per_run_plot(runs: pd.DataFrame, name: str, x: str, y: str, draw, labels: tuple[str, str], title: str,
-                  path: Path) -> bool:
-    """`draw(axes, xs, ys, colour, label)` for each run whose csv `name` has columns `x` and `y`, a colour per
-    variant; False when no run has such a file."""
+def _rows(run_path, name: str):
+    """A run's csv artifact (see `read_rows`). Every figure reads through this one line, so a damaged file
+    that several figures read is warned about once (Python shows a warning once per place and text)."""
+    return read_rows(Path(run_path), name)
+
+
+def _colours() -> list[str]:
     from matplotlib import rcParams
 
-    colours = rcParams["axes.prop_cycle"].by_key()["color"]
+    return rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _per_run_plot(runs: pd.DataFrame, name: str, x: str, y: str, draw, labels: tuple[str, str], title: str,
+                  path: Path, finish=None) -> bool:
+    """`draw(axes, xs, ys, colour, label)` for each run whose csv `name` has columns `x` and `y`, a colour per
+    variant, then `finish(axes)`; False when no run has such a file."""
+    colours = _colours()
     figure, axes = subplots(figsize=(6, 4.5))
     drawn = False
     for index, (variant, rows) in enumerate(runs.groupby("variant")):
         labelled = False
         for run_path in rows.sort_values("seed").path:
-            table = read_rows(Path(run_path), name)
+            table = _rows(run_path, name)
             if table is not None and {x, y} <= set(table.columns):
                 draw(axes, table[x], table[y], colours[index % len(colours)], None if labelled else literal(variant))
                 drawn = labelled = True
     if not drawn:
         return False
+    if finish is not None:
+        finish(axes)
     axes.set_xlabel(labels[0])
     axes.set_ylabel(labels[1])
     axes.set_title(literal(title), fontsize=9)
@@ -105,13 +120,61 @@ def _per_run_plot(runs: pd.DataFrame, name: str, x: str, y: str, draw, labels: t
     return True
 
 
+def _finite(values) -> np.ndarray:
+    """`values` as floats, with empty cells, text and non-finite numbers dropped."""
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
+    return numbers[np.isfinite(numbers)]
+
+
+def _scale(values) -> float:
+    """The largest |value| of a series (0 when it has none)."""
+    values = np.abs(_finite(values))
+    return float(values.max()) if len(values) else 0.0
+
+
+def linthresh(scales) -> float:
+    """The linear range of a symmetric-log axis that keeps every series readable, given each series' largest
+    |value|: the power of ten at or below the smallest of them (all-zero series ignored), so a method at ±1
+    stays apart from 0 while one at ±400 sits two decades further out; never below 1e-8 of the largest (no
+    axis of twenty empty decades), 1 when every series is zero."""
+    scales = [float(s) for s in scales if np.isfinite(s) and s > 0]
+    if not scales:
+        return 1.0
+    return 10.0 ** math.floor(math.log10(max(min(scales), max(scales) * 1e-8)))
+
+
+def _symlog(axes, axis: str, scales, ticks: int | None = None) -> None:
+    """Make `axis` ("x" or "y") of `axes` (and of the axes sharing it) symmetric-log (see `linthresh`) and
+    rescale it to its data, with at most about `ticks` labelled decades (a stride over decades where more)."""
+    from matplotlib.ticker import NullFormatter
+
+    getattr(axes, f"set_{axis}scale")("symlog", linthresh=linthresh(scales))
+    for shared in [axes, *getattr(axes, f"get_shared_{axis}_axes")().get_siblings(axes)]:
+        if ticks is not None:
+            getattr(shared, f"{axis}axis").get_major_locator().set_params(numticks=ticks)
+        getattr(shared, f"{axis}axis").set_minor_formatter(NullFormatter())
+    axes.autoscale_view()  # the margins of a linear scale, computed before, would clip the outermost points
+
+
 def spectrum_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
-    """Eigenvalues of each run's final Jacobian (spectrum.csv) in the complex plane, a colour per variant."""
+    """Eigenvalues of each run's final Jacobian (spectrum.csv) in the complex plane, a colour per variant.
+
+    Both axes are symmetric-log (linear near zero, logarithmic beyond; see `linthresh`): a method whose
+    eigenvalues are 100x another's leaves the other readable in the same picture, where methods compare."""
+    scales = {"x": [], "y": []}
+
     def draw(axes, real, imag, colour, label):
         axes.scatter(real, imag, s=12, alpha=0.6, color=colour, label=label)
-        axes.axvline(0.0, color="black", linewidth=0.6, linestyle="--")  # right of it: locally unstable
+        scales["x"].append(_scale(real))
+        scales["y"].append(_scale(imag))
 
-    return _per_run_plot(runs, SPECTRUM_FILE, "real", "imag", draw, ("Re λ", "Im λ"), title, path)
+    def finish(axes):
+        axes.axvline(0.0, color="black", linewidth=0.6, linestyle="--")  # right of it: locally unstable
+        _symlog(axes, "x", scales["x"], ticks=7)
+        _symlog(axes, "y", scales["y"])
+
+    return _per_run_plot(runs, SPECTRUM_FILE, "real", "imag", draw, ("Re λ (symlog)", "Im λ (symlog)"), title,
+                         path, finish)
 
 
 def modes_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
@@ -123,8 +186,141 @@ def modes_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
                          ("wall seconds of training", "modes captured"), title, path)
 
 
+def _runs_by_variant(runs: pd.DataFrame):
+    """(colour, variant, its run folders by seed) for each variant, a colour each."""
+    colours = _colours()
+    for index, (variant, rows) in enumerate(runs.groupby("variant")):
+        yield colours[index % len(colours)], variant, list(rows.sort_values("seed").path)
+
+
+TRACKED = (("max_real", "max Re λ (symlog)"), ("max_imag", "max |Im λ| (symlog)"))
+
+
+def _tracked_series(run_path) -> list[pd.DataFrame | None]:
+    """A run's `step` and each `TRACKED` column of curve.csv, only the rows where both are finite numbers
+    (the tracked steps), by step; None for a column it lacks or never filled."""
+    table = _rows(run_path, CURVE_FILE)
+    series = []
+    for column, _ in TRACKED:
+        if table is None or not {"step", column} <= set(table.columns):
+            series.append(None)
+            continue
+        rows = pd.DataFrame({"step": pd.to_numeric(table["step"], errors="coerce"),
+                             "value": pd.to_numeric(table[column], errors="coerce")})
+        rows = rows[np.isfinite(rows.step) & np.isfinite(rows.value)].sort_values("step")
+        series.append(rows if len(rows) else None)
+    return series
+
+
+def tracked_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
+    """max Re λ (top, a dashed zero line) and max |Im λ| (bottom) against training step, from curve.csv's
+    tracked rows: a line per run, a colour per variant (its lowest seed thicker and named in the legend, its
+    other seeds thinner), symmetric-log y axes; False when no run has tracked eigenvalues."""
+    lines = []  # (panel, rows, colour, label, thick)
+    for colour, variant, paths in _runs_by_variant(runs):
+        labelled = False
+        for run_path in paths:
+            series = _tracked_series(run_path)
+            for panel, rows in enumerate(series):
+                if rows is not None:
+                    lines.append((panel, rows, colour, None if labelled else literal(variant), not labelled))
+            labelled = labelled or any(rows is not None for rows in series)
+    if not lines:
+        return False
+    figure, panels = subplots(2, 1, figsize=(6.5, 6), sharex=True)
+    for panel, rows, colour, label, thick in lines:
+        panels[panel].plot(rows.step, rows.value, color=colour, linewidth=1.6 if thick else 0.8,
+                           alpha=0.9 if thick else 0.6, marker="o" if len(rows) == 1 else None, markersize=3,
+                           label=label)
+    panels[0].axhline(0.0, color="black", linewidth=0.6, linestyle="--")  # above it: locally unstable
+    for panel, (axes, (_, name)) in enumerate(zip(panels, TRACKED)):
+        _symlog(axes, "y", [_scale(rows.value) for index, rows, *_ in lines if index == panel])
+        axes.set_ylabel(name)
+        axes.grid(True, linewidth=0.3, alpha=0.5)
+    panels[1].set_ylim(bottom=0.0)  # |Im λ| is never negative; symlog's margin would show empty decades below 0
+    panels[1].set_xlabel("training step")
+    panels[0].set_title(literal(title), fontsize=9)
+    for axes in panels:  # the legend once, on the first panel that has lines
+        if axes.get_legend_handles_labels()[1]:
+            axes.legend(fontsize=7)
+            break
+    figure.tight_layout()
+    _save(figure, path)
+    return True
+
+
+PHASES = ("start", "middle", "end")
+SEARCHES = {"rightmost": ("o", "rightmost: k largest Re λ"), "largest": ("x", "largest: k largest |λ|")}
+
+
+def _phase_rows(run_path) -> list[pd.DataFrame] | None:
+    """A run's tracked eigenvalues (spectrum_track.csv) at its first, middle and last tracked step; None when
+    it has none."""
+    table = _rows(run_path, TRACK_FILE)
+    if table is None or not {"step", "real", "imag"} <= set(table.columns):
+        return None
+    table = table.assign(**{c: pd.to_numeric(table[c], errors="coerce") for c in ("step", "real", "imag")})
+    table = table[np.isfinite(table.step) & np.isfinite(table.real) & np.isfinite(table.imag)]
+    table = table.assign(search=table["search"].astype(str) if "search" in table else "")
+    steps = sorted(table.step.unique())
+    if not steps:
+        return None
+    return [table[table.step == step] for step in (steps[0], steps[(len(steps) - 1) // 2], steps[-1])]
+
+
+def _steps_text(steps: list[float]) -> str:
+    low, high = min(steps), max(steps)
+    return f"step {low:g}" if low == high else f"steps {low:g}–{high:g}"
+
+
+def phases_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
+    """The tracked eigenvalues (spectrum_track.csv) in the complex plane at each run's first, middle and last
+    tracked step: three columns sharing symmetric-log axes on both Re and Im, a colour per variant, a marker
+    per search (o rightmost, x largest modulus); False when no run has tracked eigenvalues."""
+    from matplotlib.lines import Line2D
+
+    points = []  # (phase, rows, colour)
+    handles = []
+    for colour, variant, paths in _runs_by_variant(runs):
+        found = False
+        for run_path in paths:
+            for phase, rows in enumerate(_phase_rows(run_path) or ()):
+                points.append((phase, rows, colour))
+                found = True
+        if found:
+            handles.append(Line2D([], [], color=colour, marker="o", linestyle="", label=literal(variant)))
+    if not points:
+        return False
+    figure, grid = subplots(1, 3, figsize=(12, 4.6), sharex=True, sharey=True, squeeze=False)
+    searches = set()
+    for phase, rows, colour in points:
+        for search, of_search in rows.groupby("search"):
+            marker = SEARCHES.get(search, ("s",))[0]
+            grid[0, phase].scatter(of_search.real, of_search.imag, s=18, alpha=0.6, color=colour, marker=marker)
+            searches.add(search)
+    for phase, axes in enumerate(grid.flat):
+        steps = [float(rows.step.iloc[0]) for index, rows, _ in points if index == phase]
+        axes.set_title(f"{PHASES[phase]} ({_steps_text(steps)})", fontsize=9)
+        axes.axvline(0.0, color="black", linewidth=0.6, linestyle="--")  # right of it: locally unstable
+        axes.set_xlabel("Re λ (symlog)")
+        axes.grid(True, linewidth=0.3, alpha=0.5)
+    _symlog(grid[0, 0], "x", [_scale(rows.real) for _, rows, _ in points], ticks=5)  # shared by the three
+    _symlog(grid[0, 0], "y", [_scale(rows.imag) for _, rows, _ in points])
+    grid[0, 0].set_ylabel("Im λ (symlog)")
+    handles += [Line2D([], [], color="grey", marker=marker, linestyle="", label=label)
+                for search, (marker, label) in SEARCHES.items() if search in searches]
+    grid[0, -1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    figure.suptitle(literal(title), fontsize=9)
+    figure.tight_layout()
+    _save(figure, path)
+    return True
+
+
 FIGURES = [("samples", "final samples", samples_grid), ("spectrum", "eigenvalues of the Jacobian", spectrum_plot),
-           ("modes", "modes captured against wall seconds", modes_plot)]
+           ("modes", "modes captured against wall seconds", modes_plot),
+           ("tracked", "largest real part and largest imaginary part of the Jacobian's eigenvalues along training",
+            tracked_plot),
+           ("phases", "eigenvalues of the Jacobian at the start, middle and end of training", phases_plot)]
 
 
 def _seen(runs: pd.DataFrame) -> str:
