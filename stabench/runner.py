@@ -147,10 +147,15 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
         metrics = evaluate(cell, game)
         row = {"step": step, "wall_seconds": measured.wall_seconds, **metrics}
         if tracker is not None and step % spectrum_every == 0:
-            point = tracker(step, game, ctx)
-            row |= point.summary
-            measured.track += point.rows
-            measured.tracking_seconds += point.seconds
+            began = time.perf_counter()
+            try:
+                point = tracker(step, game, ctx)
+            except Exception as error:  # noqa: BLE001 - an analysis that fails must not stop the training
+                row["spectrum_error"] = f"{type(error).__name__}: {error}"
+            else:
+                row |= point.summary
+                measured.track += point.rows
+            measured.tracking_seconds += time.perf_counter() - began
         if step in keep:
             measured.checkpoints[step] = copy.deepcopy(state_of(game, ctx))
         measured.curve.append(row)

@@ -369,7 +369,7 @@ def analyse(method: str | None, task: str | None, at: str, *, seed: int = 0, ove
 TRACK_K = 6  # eigenvalues per search at each tracked step
 # What a tracked step adds to its curve.csv row (the track file holds the eigenvalues themselves).
 TRACKED_COLUMNS = ("max_real", "n_positive", "max_imag", "field_norm", "d_gradient_norm", "g_gradient_norm",
-                   "spectrum_converged")
+                   "spectrum_converged", "spectrum_error")
 TRACK_TOLERANCE = 1e-6  # looser than the end-of-run spectrum's: a trajectory needs the leading digits
 TRACK_SECONDS = 15.0  # per tracked point of a large game: the searches keep what converged by then
 
@@ -391,8 +391,9 @@ class SpectrumTracker:
     Ritz vector, bounded by `seconds`), ‖h‖, and each player's own part of the field, ‖g_D‖ and ‖g_G‖.
     """
 
-    def __init__(self, cell: Cell, k: int = TRACK_K, dense_limit: int = DENSE_LIMIT, seconds: float = TRACK_SECONDS):
-        self.cell, self.k, self.dense_limit, self.seconds = cell, k, dense_limit, seconds
+    def __init__(self, cell: Cell, k: int = TRACK_K, dense_limit: int = DENSE_LIMIT, seconds: float | None = None):
+        self.cell, self.k, self.dense_limit = cell, k, dense_limit
+        self.seconds = TRACK_SECONDS if seconds is None else seconds
         self.start: np.ndarray | None = None
 
     def __call__(self, step: int, game: Game, ctx: Context) -> TrackedPoint:

@@ -92,3 +92,13 @@ def test_tracked_columns_stay_out_of_the_metrics(tmp_path):
     record = stabench.run("vanilla", "lq1d", budget="smoke", steps=100, out=tmp_path, progress=False, spectrum_every=50)
     assert set(record.metrics) == {"distance", "wasserstein2", "disc_norm"}
     assert record.timing["tracking_seconds"] > 0
+
+
+def test_a_tracked_point_that_cannot_fit_its_time_is_noted_and_training_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr("stabench.spectra.TRACK_SECONDS", 1e-6)
+    record = stabench.run("vanilla", "mog", budget="smoke", steps=20, out=tmp_path, progress=False, spectrum=True,
+                          spectrum_every=10, overrides={"batch_size": 16, "latent_dim": 4, "hidden": 48})
+    assert record.status == "completed"
+    curve = pd.read_csv(record.path / CURVE_FILE)
+    assert curve.spectrum_error.dropna().str.startswith("SpectrumTooSlow: two Arnoldi searches need").all()
+    assert len(curve.spectrum_error.dropna()) == 3
