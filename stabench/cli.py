@@ -58,11 +58,13 @@ def cli():
               help="Track the Jacobian spectrum every N steps [default: the budget's; 0: only at the end].")
 @click.option("--checkpoints", type=int, default=3, show_default=True,
               help="Intermediate states the record keeps (for `stabench spectrum --at RUN_DIR --step S`).")
+@click.option("--landscape", is_flag=True,
+              help="Also analyse rotation against potential at the end (as `stabench landscape --at RUN_DIR`).")
 @click.option("--force", is_flag=True,
               help="Train again even if a finished record of this cell exists (replaced only by a finished attempt).")
 @plugin_option
 def run(method, task, seed, budget, steps, assignments, device, out, as_json, quiet, no_spectrum, threads,
-        spectrum_every, checkpoints, force, plugins):
+        spectrum_every, checkpoints, landscape, force, plugins):
     """Train METHOD on TASK for one seed and write its run record."""
     from stabench.runner import run as run_cell
 
@@ -71,7 +73,7 @@ def run(method, task, seed, budget, steps, assignments, device, out, as_json, qu
         record = run_cell(method, task, seed=seed, budget=budget, steps=steps,
                           overrides=parse_assignments(assignments), device=device, out=out,
                           progress=not (quiet or as_json), spectrum=not no_spectrum, force=force, threads=threads,
-                          spectrum_every=spectrum_every, checkpoints=checkpoints)
+                          spectrum_every=spectrum_every, checkpoints=checkpoints, landscape=landscape)
     except KeyboardInterrupt as stop:
         where = f"; the record is at {stop.args[0]}" if stop.args else ""
         click.echo(f"stabench: interrupted{where}", err=True)
@@ -122,6 +124,7 @@ def summary(record) -> str:
               help="CPU threads per cell [default: $OMP_NUM_THREADS, else 1].")
 @click.option("--spectrum-every", type=int, default=None,
               help="Track the Jacobian spectrum every N steps [default: each budget's; 0: only at the end].")
+@click.option("--landscape", is_flag=True, help="Also analyse rotation against potential at the end of each cell.")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray: the cluster to join [default: start a local one].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -129,8 +132,8 @@ def summary(record) -> str:
 @click.option("--no-spectrum", is_flag=True, help="Skip the Jacobian spectrum at the end of each run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @plugin_option
-def sweep(methods, tasks, seeds, budget, steps, assignments, workers, threads, spectrum_every, backend, address,
-          device, out, no_spectrum, quiet, plugins):
+def sweep(methods, tasks, seeds, budget, steps, assignments, workers, threads, spectrum_every, landscape, backend,
+          address, device, out, no_spectrum, quiet, plugins):
     """Run every (method, task, seed) cell; finished cells under --out are skipped, so a rerun resumes."""
     from stabench import sweep as sweeps
 
@@ -143,7 +146,7 @@ def sweep(methods, tasks, seeds, budget, steps, assignments, workers, threads, s
     try:
         report = sweeps.sweep(cells, workers=workers, backend=backend, address=address, plugins=plugins,
                               device=device, spectrum=not no_spectrum, progress=not quiet, threads=threads,
-                              spectrum_every=spectrum_every)
+                              spectrum_every=spectrum_every, landscape=landscape)
     except KeyboardInterrupt:
         click.echo("stabench: sweep interrupted; run the same command again to resume", err=True)
         sys.exit(130)
@@ -283,6 +286,22 @@ def phase(task, method, assignments, grid, out, steps, plugins):
     out = out or (f"phase_{task}.png" if grid else f"phase_{task}_{method}.png")
     path = draw_phase(task, method, out, overrides=parse_assignments(assignments), grid=grid, steps=steps)
     click.echo(f"phase portrait: {path}")
+
+
+@cli.command()
+@click.option("--at", "at", required=True, metavar="RUN_DIR", help="A run folder (its final parameters).")
+@click.option("--k", default=10, show_default=True, type=int,
+              help="Eigenvalues of the Jacobian's symmetric part (largest and smallest) and antisymmetric part.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print what landscape.json holds.")
+@plugin_option
+def landscape(at, k, device, as_json, plugins):
+    """Rotation against potential at a run's end: path angle from its initial point, eigenvalues of (J±Jᵀ)/2."""
+    from stabench.landscape import landscape as analyse_landscape, landscape_text
+
+    load_plugins(plugins)
+    report = analyse_landscape(at, k=k, device=device)
+    click.echo(to_json(report) if as_json else landscape_text(report))
 
 
 def _assignments(values: dict) -> str:

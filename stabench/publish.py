@@ -12,7 +12,7 @@ import pandas as pd
 
 from stabench.errors import StabenchError
 from stabench.plots import subplots
-from stabench.records import (CURVE_FILE, SAMPLES_FILE, SPECTRUM_FILE, TRACK_FILE, read_rows,
+from stabench.records import (CURVE_FILE, PATH_ANGLE_FILE, SAMPLES_FILE, SPECTRUM_FILE, TRACK_FILE, read_rows,
                               write_file_atomically)
 from stabench.table import csv_text, escape_markdown, format_table, groups, leaderboards, load_runs, long_table
 
@@ -316,8 +316,25 @@ def phases_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
     return True
 
 
+def path_angle_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
+    """Berard et al.'s path angle of each run that has one (`stabench landscape`): the cosine between the
+    field and the line from the initial to the final parameters, along that line; a colour per variant."""
+    def draw(axes, alpha, cosine, colour, label):
+        axes.plot(alpha, cosine, color=colour, alpha=0.7, linewidth=1.0, label=label)
+
+    def finish(axes):
+        axes.axvline(1.0, color="black", linestyle=":", linewidth=0.8)  # the final parameters
+        axes.axhline(0.0, color="grey", linewidth=0.5)
+        axes.set_ylim(-1.05, 1.05)
+
+    return _per_run_plot(runs, PATH_ANGLE_FILE, "alpha", "cos_joint", draw,
+                         ("α (θ₀ + α(θ₁ − θ₀); the final point at 1)", "cos(h, θ₁ − θ₀)"), title, path, finish)
+
+
 FIGURES = [("samples", "final samples", samples_grid), ("spectrum", "eigenvalues of the Jacobian", spectrum_plot),
            ("modes", "modes captured against wall seconds", modes_plot),
+           ("path_angle", "path angle: +1 heads straight for the final point, near 0 rotates around it",
+            path_angle_plot),
            ("tracked", "largest real part and largest imaginary part of the Jacobian's eigenvalues along training",
             tracked_plot),
            ("phases", "eigenvalues of the Jacobian at the start, middle and end of training", phases_plot)]

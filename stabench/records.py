@@ -30,6 +30,7 @@ SAMPLES_FILE = "samples.png"
 TRACK_FILE = "spectrum_track.csv"  # eigenvalues along training: step, search, rank, real, imag
 CHECKPOINTS_DIR = "checkpoints"  # a few intermediate states, `step-<S>.pt` each, like STATE_FILE
 PATH_ANGLE_FILE = "path_angle.csv"  # the field along the line from the initial to the final parameters
+PATH_ANGLE_FIGURE = "path_angle.png"
 LANDSCAPE_FILE = "landscape.json"  # eigenvalues of the Jacobian's symmetric and antisymmetric parts at the end
 
 STATUSES = ("completed", "diverged", "failed", "interrupted")
@@ -270,7 +271,8 @@ def write_file_atomically(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """`rows` as a CSV file, the columns in the order they first appear."""
     columns = list(dict.fromkeys(key for row in rows for key in row))  # rows may hold different columns
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
@@ -299,11 +301,11 @@ def write_run(directory: Path, record: RunRecord, *, curve: list[dict[str, Any]]
 
     def fill(folder: Path):
         if curve:
-            _write_rows(folder / CURVE_FILE, list(curve))
+            write_rows(folder / CURVE_FILE, list(curve))
         if eigenvalues:
-            _write_rows(folder / SPECTRUM_FILE, eigenvalues)
+            write_rows(folder / SPECTRUM_FILE, eigenvalues)
         if track:
-            _write_rows(folder / TRACK_FILE, list(track))
+            write_rows(folder / TRACK_FILE, list(track))
         if state is not None:
             torch.save(state, folder / STATE_FILE)
         for step, saved in (checkpoints or {}).items():

@@ -6,6 +6,7 @@ import os
 import tempfile
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from tqdm.auto import tqdm
 from stabench.cell import Cell, pick_device, resolve
 from stabench.context import Context
 from stabench.errors import StabenchError
+from stabench.landscape import landscape as analyse_landscape
 from stabench.locks import exclusive
 from stabench.records import (
     FINISHED, RunRecord, is_record, method_code, read_record, run_directory, versions, write_run,
@@ -224,13 +226,14 @@ def threads_for(threads: int | None) -> int:
 def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None = None,
         overrides: dict[str, Any] | None = None, device: str = "auto", out: str | Path = "results/runs",
         progress: bool = True, spectrum: bool = True, force: bool = False, threads: int | None = None,
-        spectrum_every: int | None = None, checkpoints: int = DEFAULT_CHECKPOINTS) -> RunRecord:
+        spectrum_every: int | None = None, checkpoints: int = DEFAULT_CHECKPOINTS, landscape: bool = False) -> RunRecord:
     """Train one cell with `threads_for(threads)` CPU threads and write its record under `out`; return the
     record (its `path` set). While it trains, no other process can train the same cell into `out`.
 
     The Jacobian spectrum is tracked every `spectrum_every` steps (None: the budget's default; 0: not
     tracked; `spectrum` false: neither tracked nor taken at the end), and `checkpoints` intermediate
-    states are kept in the record for `stabench spectrum --at RUN_DIR --step S`.
+    states are kept in the record for `stabench spectrum --at RUN_DIR --step S`. With `landscape`, a
+    finished run also gets the rotation-against-potential analysis (`stabench.landscape`).
 
     A finished record (completed or diverged) of the same run_id, made by the same method code, is
     returned as it is (`reused`), without training, unless `force`. A finished record is only ever
@@ -250,7 +253,15 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
             every = cell.task.budgets[cell.budget].spectrum_every if spectrum_every is None else spectrum_every
             if every < 0 or checkpoints < 0:
                 raise StabenchError("`--spectrum-every` and `--checkpoints` must be at least 0")
-            return _run(cell, torch_device, directory, progress, spectrum, force, every if spectrum else 0, checkpoints)
+            record = _run(cell, torch_device, directory, progress, spectrum, force, every if spectrum else 0,
+                          checkpoints)
+            if landscape and record.status in FINISHED and not record.reused:
+                try:
+                    analyse_landscape(directory, device=str(torch_device))
+                except Exception as error:  # noqa: BLE001 - the record is written; the analysis can be redone
+                    warnings.warn(f"the landscape of {directory} failed ({type(error).__name__}: {error}); "
+                                  f"run `stabench landscape --at {directory}`", stacklevel=2)
+            return record
     finally:
         torch.set_num_threads(before)
 

@@ -19,6 +19,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from stabench.context import Context
 from stabench.errors import StabenchError
 from stabench.game import Batch, Game, Point
 from stabench.hyperparams import identity
-from stabench.records import RUN_FILE, CorruptRecord, is_record, read_record, read_state
+from stabench.records import RUN_FILE, CorruptRecord, RunRecord, is_record, read_record, read_state
 
 DENSE_LIMIT = 2000  # parameters; a dense J of this size takes as many backward passes
 DEFAULT_K = 20
@@ -312,55 +313,69 @@ def game_spectrum(cell: Cell, game: Game, ctx: Context, *, at_equilibrium: bool 
                     converged, tuple(field_map.ctx.notes))
 
 
+@dataclass
+class LoadedRun:
+    """A run folder's record, its cell (resolved with the recorded identity settings, never its
+    environment), and its game and training context at the final step (or a kept checkpoint)."""
+
+    record: RunRecord
+    cell: Cell
+    game: Game
+    ctx: Context
+
+
+def load_run(at: str | Path, *, method: str | None = None, task: str | None = None, overrides: dict | None = None,
+             step: int | None = None, device: str = "cpu") -> LoadedRun:
+    """The run at `at`: task, seed and identity hyperparameters from its record, parameters and optimizer
+    and method state from its state file (or the checkpoint at `step`). Another `method` than the
+    record's keeps only the record's task hyperparameters; `overrides` come last."""
+    if not is_record(at):
+        raise StabenchError(f"`{at}` is not a run record (no {RUN_FILE})")
+    try:
+        record, state = read_record(at), read_state(at, step)
+    except CorruptRecord as error:
+        raise StabenchError(str(error)) from None
+    if task is not None and task != record.task:
+        raise StabenchError(f"the run at `{at}` is on task `{record.task}`, not `{task}`")
+    plain = resolve(record.method if method is None else method, record.task, seed=record.seed)
+    keys = set(plain.config) if method in (None, record.method) else set(identity(plain.task_params))
+    settings = {key: value for key, value in record.config.items() if key in keys}
+    cell = resolve(method or record.method, record.task, seed=record.seed, overrides={**settings, **(overrides or {})})
+    game = cell.task.build(cell.task_params, cell.seeds, pick_device(device))
+    ctx = Context(game, cell.task_params, cell.seeds.noise, optimizer_state_known="d_optimizer" in state)
+    try:
+        game.discriminator.load_state_dict(state["discriminator"])
+        game.generator.load_state_dict(state["generator"])
+        ctx.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError, TypeError) as error:
+        raise StabenchError(f"the state file in `{at}` does not fit task `{record.task}`: "
+                            f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    return LoadedRun(record, cell, game, ctx)
+
+
 def analyse(method: str | None, task: str | None, at: str, *, seed: int = 0, overrides: dict | None = None,
             k: int = DEFAULT_K, device: str = "cpu", step: int | None = None) -> dict[str, Any]:
     """The spectrum report behind `stabench spectrum`: at `equilibrium`, `init` or a run folder (its final
-    parameters, or with `step` the checkpoint it kept there).
-
-    For a run folder the task, seed and identity hyperparameters come from its record (its
-    environment settings, such as where data lives, never do), the parameters and the optimizer and
-    method state from its state file, and the method too unless another is named (then only the
-    record's task hyperparameters are kept).
-    """
-    overrides = dict(overrides or {})
-    state = None
-    if step is not None and at in ("equilibrium", "init"):
-        raise StabenchError("`--step` names a checkpoint of a run folder; pass the folder with `--at`")
-    if at not in ("equilibrium", "init"):
-        if not is_record(at):
-            raise StabenchError(f"`{at}` is not a run record (no {RUN_FILE}); pass equilibrium, init or a run folder")
-        try:
-            record, state = read_record(at), read_state(at, step)
-        except CorruptRecord as error:
-            raise StabenchError(str(error)) from None
-        if task is not None and task != record.task:
-            raise StabenchError(f"the run at `{at}` is on task `{record.task}`, not `{task}`")
-        task, seed = record.task, record.seed
-        plain = resolve(record.method if method is None else method, task, seed=seed)
-        keys = set(plain.config) if method in (None, record.method) else set(identity(plain.task_params))
-        method = method or record.method
-        overrides = {**{key: value for key, value in record.config.items() if key in keys}, **overrides}
-    if method is None or task is None:
-        raise StabenchError("name `--method` and `--task` (only a run folder supplies them)")
+    parameters, or with `step` the checkpoint it kept there; see `load_run`)."""
     if k < 1:
         raise StabenchError(f"`--k` must be at least 1, got {k}")
-    cell = resolve(method, task, seed=seed, overrides=overrides)
-    game = cell.task.build(cell.task_params, cell.seeds, pick_device(device))
-    ctx = Context(game, cell.task_params, cell.seeds.noise, optimizer_state_known=state is not None)
-    if state is not None:
-        try:
-            game.discriminator.load_state_dict(state["discriminator"])
-            game.generator.load_state_dict(state["generator"])
-            ctx.load_state_dict(state)
-            ctx.optimizer_state_known = "d_optimizer" in state
-        except (KeyError, ValueError, RuntimeError, TypeError) as error:
-            raise StabenchError(f"the state file in `{at}` does not fit task `{task}`: "
-                                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    if step is not None and at in ("equilibrium", "init"):
+        raise StabenchError("`--step` names a checkpoint of a run folder; pass the folder with `--at`")
+    if at in ("equilibrium", "init"):
+        if method is None or task is None:
+            raise StabenchError("name `--method` and `--task` (only a run folder supplies them)")
+        cell = resolve(method, task, seed=seed, overrides=overrides)
+        game = cell.task.build(cell.task_params, cell.seeds, pick_device(device))
+        ctx = Context(game, cell.task_params, cell.seeds.noise, optimizer_state_known=False)
+    elif not is_record(at):
+        raise StabenchError(f"`{at}` is not a run record (no {RUN_FILE}); pass equilibrium, init or a run folder")
+    else:
+        loaded = load_run(at, method=method, task=task, overrides=overrides, step=step, device=device)
+        cell, game, ctx = loaded.cell, loaded.game, loaded.ctx
     spectrum = game_spectrum(cell, game, ctx, at_equilibrium=at == "equilibrium", k=k)
     return {
         "method": cell.method.name, "task": cell.task.name, "at": at if step is None else f"{at} step {step}",
-        "seed": cell.seed,
-        "config": cell.config, "task_params": cell.task.describe(cell.task_params),
+        "seed": cell.seed, "config": cell.config, "task_params": cell.task.describe(cell.task_params),
         "summary": spectrum.summary,
         "eigenvalues": [[float(value.real), float(value.imag)] for value in spectrum.eigenvalues],
     }

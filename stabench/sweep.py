@@ -131,6 +131,7 @@ class CellOptions:
     spectrum: bool = True
     threads: int | None = None
     spectrum_every: int | None = None
+    landscape: bool = False
 
 
 def run_cell(cell: SweepCell, options: CellOptions = CellOptions()) -> tuple[SweepCell, str, str | None]:
@@ -139,7 +140,8 @@ def run_cell(cell: SweepCell, options: CellOptions = CellOptions()) -> tuple[Swe
     try:
         record = run(cell.method, cell.task, seed=cell.seed, budget=cell.budget, steps=cell.steps,
                      overrides=cell.overrides, out=cell.out, progress=False, force=True, device=options.device,
-                     spectrum=options.spectrum, threads=options.threads, spectrum_every=options.spectrum_every)
+                     spectrum=options.spectrum, threads=options.threads, spectrum_every=options.spectrum_every,
+                     landscape=options.landscape)
     except StabenchError as error:
         return cell, "failed", str(error)
     except Exception as error:  # outside training (the runner records those): report, keep sweeping
@@ -246,10 +248,10 @@ class SweepReport:
 def sweep(cells: list[SweepCell], *, workers: int | None = None, backend: str = "local",
           address: str | None = None, plugins: Iterable[str] = (), device: str = "auto",
           spectrum: bool = True, progress: bool = True, threads: int | None = None,
-          spectrum_every: int | None = None) -> SweepReport:
+          spectrum_every: int | None = None, landscape: bool = False) -> SweepReport:
     """Run the cells of `plan(...)` that are not finished yet, each with `threads` CPU threads (see
     `runner.threads_for`); a progress bar counts cells. One sweep at a time uses a results folder."""
-    options = CellOptions(device, spectrum, threads, spectrum_every)
+    options = CellOptions(device, spectrum, threads, spectrum_every, landscape)
     outs = sorted({cell.out for cell in cells})
     with contextlib.ExitStack() as locks:
         for out in outs:

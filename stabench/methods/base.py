@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from stabench.context import Context, TrainingParams
 from stabench.errors import StabenchError
-from stabench.game import Batch, Field, Game, Params, Point, negate
+from stabench.game import Batch, Field, Game, Point, negate
 from stabench.hyperparams import check_params_class, field_types, hyperparameter
 from stabench.hyperparams import defaults as declared_defaults
 
@@ -67,11 +67,11 @@ class Method:
     def schedule(self, params) -> Schedule:
         return Schedule(simultaneous=params.schedule == "simultaneous", d_steps=params.n_critic)
 
-    def d_direction(self, game: Game, point: Point, batch: Batch, params, ctx: Context) -> Params:
+    def d_direction(self, game: Game, point: Point, batch: Batch, params, ctx: Context) -> dict:
         """D's descent direction: -∇_D V (D ascends V)."""
         return negate(game.gradient(game.value(point, batch, self.loss(params)), point.d))
 
-    def g_direction(self, game: Game, point: Point, batch: Batch, params, ctx: Context) -> Params:
+    def g_direction(self, game: Game, point: Point, batch: Batch, params, ctx: Context) -> dict:
         raise NotImplementedError
 
     def field(self, game: Game, point: Point, batch: Batch, params, ctx: Context) -> Field:
