@@ -356,5 +356,5 @@ def landscape_text(report: dict[str, Any], shown: int = 10) -> str:
     ]
     if report.get("notes"):
         lines.append(f"  note: {report['notes']}")
-    lines.append(f"  wrote {PATH_ANGLE_FILE} and {LANDSCAPE_FILE} in {report['at']}")
+    lines.append(f"  wrote {PATH_ANGLE_FILE}, {PATH_ANGLE_FIGURE} and {LANDSCAPE_FILE} in {report['at']}")
     return "\n".join(lines)
