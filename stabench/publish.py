@@ -325,7 +325,8 @@ def path_angle_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
     def finish(axes):
         axes.axvline(1.0, color="black", linestyle=":", linewidth=0.8)  # the final parameters
         axes.axhline(0.0, color="grey", linewidth=0.5)
-        axes.set_ylim(-1.05, 1.05)
+        bottom, top = axes.get_ylim()  # symmetric about 0, zoomed to the data: in many dimensions |cos| is small
+        axes.set_ylim(-max(abs(bottom), abs(top)), max(abs(bottom), abs(top)))
 
     return _per_run_plot(runs, PATH_ANGLE_FILE, "alpha", "cos_joint", draw,
                          ("α (θ₀ + α(θ₁ − θ₀); the final point at 1)", "cos(h, θ₁ − θ₀)"), title, path, finish)

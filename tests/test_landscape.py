@@ -269,7 +269,7 @@ def test_the_cli_prints_a_summary_and_errors_in_one_line(runs, invoke, tmp_path)
     lines = result.output.splitlines()
     assert lines[0].startswith(f"gradreg on lq, seed 0 (completed run {record.run_id}): 12 parameters, dense")
     assert lines[1].startswith("  rotation ‖A‖/‖S‖ = ")
-    assert lines[-1] == f"  wrote {PATH_ANGLE_FILE} and {LANDSCAPE_FILE} in {record.path}"
+    assert lines[-1] == f"  wrote {PATH_ANGLE_FILE}, {PATH_ANGLE_FIGURE} and {LANDSCAPE_FILE} in {record.path}"
     assert len(lines) <= 8
     as_json = json.loads(invoke("landscape", "--at", str(record.path), "--k", "2", "--json").output)
     assert as_json["method"] == "gradreg" and len(as_json["symmetric_top"]) == 2
