@@ -18,6 +18,15 @@ def invoke(tmp_path):
     return call
 
 
+@pytest.fixture(scope="session", autouse=True)
+def torch_on_one_thread():
+    """The tests' networks are tiny: a second thread only adds contention (runs use one thread anyway)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny tensors: threads only contend with each other."""

@@ -367,6 +367,7 @@ def test_wgan_without_clipping_leaves_weights_alone():
 
 # --- every method on mog, and the command line ----------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS.names())
 def test_every_registered_method_runs_on_mog_at_the_smoke_budget(tmp_path, method):
     record = stabench.run(method, "mog", budget="smoke", overrides=TINY, out=tmp_path, progress=False)

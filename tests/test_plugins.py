@@ -60,6 +60,7 @@ def test_missing_plugin_file_is_one_line(tmp_path):
     assert result.stderr.strip() == f"stabench: error: plugin file `{tmp_path / 'nope.py'}` does not exist"
 
 
+@pytest.mark.slow
 def test_entry_point_plugin_runs_and_a_broken_one_only_warns(site, tmp_path):
     env = {"PYTHONPATH": str(site)}
     result = stabench("run", "--method", "r1", "--task", "mog", "--out", str(tmp_path), *TINY, env=env)

@@ -143,6 +143,7 @@ def test_a_worker_that_dies_is_a_failed_cell_and_the_sweep_goes_on(tmp_path):
     assert read_record(file.parent).status == "failed"
 
 
+@pytest.mark.slow
 def test_sigterm_ends_a_sweep_and_its_cells_record_themselves(tmp_path):
     plugin = tmp_path / "dying.py"
     plugin.write_text(DYING)

@@ -90,6 +90,7 @@ def test_an_override_applies_only_to_the_cells_that_declare_it(tmp_path):
         plan(["vanilla", "gradreg"], ["lq1d"], [0], budget="smoke", overrides={"etaa": "1"}, out=tmp_path)
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_reruns_only_the_missing_cells(tmp_path):
     killed = sweep_command(tmp_path, "--methods", "vanilla", "--tasks", "lq1d-kill", "--seeds", "0-2",
                            "--workers", "1", kill_at=1)
@@ -107,20 +108,19 @@ def test_a_killed_sweep_reruns_only_the_missing_cells(tmp_path):
 
 
 def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path):
-    result = sweep_command(tmp_path, "--methods", "broken,vanilla", "--tasks", "lq1d", "--seeds", "0,1",
+    result = sweep_command(tmp_path, "--methods", "broken,vanilla", "--tasks", "lq1d", "--seeds", "0",
                            "--workers", "2")
     assert result.returncode == 1
-    assert "4 cells: 2 completed / 0 diverged / 2 failed / 0 skipped" in result.stdout
+    assert "2 cells: 1 completed / 0 diverged / 1 failed / 0 skipped" in result.stdout
     assert "failed: broken on lq1d, seed 0: RuntimeError: this method always fails" in result.stderr
     statuses = {key: status for key, (status, _) in records(tmp_path).items()}
-    assert statuses == {("broken", 0): "failed", ("broken", 1): "failed",
-                        ("vanilla", 0): "completed", ("vanilla", 1): "completed"}
+    assert statuses == {("broken", 0): "failed", ("vanilla", 0): "completed"}
 
     (table,) = leaderboard(load_runs(tmp_path / "runs"), "lq1d").values()
     assert table.set_index("method").diverged_or_failed.to_dict() == {"broken": 1.0, "vanilla": 0.0}
 
-    rerun = sweep_command(tmp_path, "--methods", "broken,vanilla", "--tasks", "lq1d", "--seeds", "0,1")
-    assert "4 cells: 0 completed / 0 diverged / 2 failed / 2 skipped" in rerun.stdout  # failed cells are retried
+    rerun = sweep_command(tmp_path, "--methods", "broken,vanilla", "--tasks", "lq1d", "--seeds", "0")
+    assert "2 cells: 0 completed / 0 diverged / 1 failed / 1 skipped" in rerun.stdout  # failed cells are retried
 
 
 @pytest.mark.slow
