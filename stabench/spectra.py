@@ -290,6 +290,23 @@ def analysis_field(cell: Cell, game: Game | None = None, ctx: Context | None = N
     return FieldMap(cell.method, cell.method_params, analysed, batch, analysed_ctx), equilibrium
 
 
+EQUILIBRIUM_TOLERANCE = 1e-8  # |h| at an equilibrium, relative to max(1, |θ|): zero up to rounding
+NEIGHBOURHOOD = 1e-6  # how far from the task's equilibrium the field is probed
+JUMP = 1e5  # |h| / NEIGHBOURHOOD next to the point above this: no smooth field, a kink (|J| would be 1e5)
+
+
+def check_equilibrium(field_map: FieldMap, theta: torch.Tensor, field_norm: float, cell: Cell) -> None:
+    """Refuse, in one line, a spectrum at the task's equilibrium when it is no equilibrium of this method:
+    the field is not zero there, or jumps away from zero right next to it (a penalty with a kink there,
+    such as WGAN-GP's E(‖∇ₓD‖ − 1)² at ∇ₓD = 0, which pushes D away)."""
+    directions = torch.randn(3, len(theta), generator=torch.Generator().manual_seed(cell.seeds.spectrum),
+                             dtype=theta.dtype)
+    nearby = max(float(field_map.at(theta + NEIGHBOURHOOD * d / d.norm()).norm()) for d in directions)
+    if field_norm > EQUILIBRIUM_TOLERANCE * max(1.0, float(theta.norm())) or nearby > JUMP * NEIGHBOURHOOD:
+        raise StabenchError(f"the equilibrium of task `{cell.task.name}` is not an equilibrium of `{cell.method.name}`: "
+                            f"|h| = {field_norm:.3g} there and up to {nearby:.3g} within {NEIGHBOURHOOD:g} of it")
+
+
 def game_spectrum(cell: Cell, game: Game, ctx: Context, *, at_equilibrium: bool = False, k: int = DEFAULT_K,
                   dense_limit: int = DENSE_LIMIT, seconds: float | None = None) -> Spectrum:
     """The spectrum of `cell.method`'s field at `game`'s parameters, or at the task's known equilibrium.
@@ -301,6 +318,10 @@ def game_spectrum(cell: Cell, game: Game, ctx: Context, *, at_equilibrium: bool 
         raise StabenchError(f"task `{cell.task.name}` has no known equilibrium; use `--at init` or a run directory")
     theta = field_map.flatten(equilibrium if at_equilibrium else field_map.game.point())
     field_norm = float(field_map.at(theta).norm())
+    if not math.isfinite(field_norm):
+        raise NotDifferentiable(cell.method.name)
+    if at_equilibrium:
+        check_equilibrium(field_map, theta, field_norm, cell)
     if field_map.size <= dense_limit or k >= field_map.size - 1:
         jacobian = dense_jacobian(field_map, theta).cpu().numpy()
         if not np.isfinite(jacobian).all():

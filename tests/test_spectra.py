@@ -185,6 +185,18 @@ def test_spectrum_prints_a_summary_for_a_person(invoke):
     assert lines[3:] == ["    +0 +0.666667i", "    +0 -0.666667i"]
 
 
+@pytest.mark.parametrize("task, nearby", [("lq", "46.4"), ("lq1d", "20")])
+def test_a_task_equilibrium_that_is_no_equilibrium_of_the_method_says_so(invoke, task, nearby):
+    """WGAN-GP's penalty E(‖∇ₓD‖ − 1)² has a kink at ∇ₓD = 0, the task's equilibrium D = 0: torch's
+    subgradient gives h = 0 there, but any step away meets a field of size about λ pushing D away."""
+    result = invoke("spectrum", "--method", "wgan-gp", "--task", task, "--at", "equilibrium")
+    assert result.exit_code == 2
+    assert result.output == (f"stabench: error: the equilibrium of task `{task}` is not an equilibrium of `wgan-gp`: "
+                             f"|h| = 0 there and up to {nearby} within 1e-06 of it\n")
+    for method in ("vanilla", "gradreg", "wgan", "unrolled10"):  # smooth fields, h = 0 there: analysed as before
+        assert invoke("spectrum", "--method", method, "--task", task, "--at", "equilibrium").exit_code == 0
+
+
 def test_an_unrolled_spectrum_where_no_optimizer_state_exists_says_what_it_is_of(invoke):
     """At an equilibrium nothing has trained: Adam's first step from empty state has slope lr/eps (1e5 here),
     which is no property of the game. The unroll replays plain gradient steps at the lr instead, and says so."""
