@@ -6,9 +6,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from stabench.game import Batch, Game, Point, squared_norm
+from stabench.game import squared_norm
 from stabench.methods.base import Method
 from stabench.cell import resolve
 from stabench.phase import phase_panel
@@ -16,7 +15,6 @@ from stabench.runner import make_context, run
 from stabench.spectra import (
     analysis_field, arnoldi_eigenvalues, by_real_part, dense_jacobian, game_spectrum, jacobian_operator, summarize,
 )
-from stabench.tasks.base import Budget, Task
 from stabench.records import RUN_FILE, SPECTRUM_FILE, STATE_FILE
 
 MOG_TINY = {"batch_size": 32, "latent_dim": 4, "hidden": 8}  # 163 parameters
@@ -50,34 +48,8 @@ def test_by_real_part_keeps_conjugate_pairs_together():
     assert ordered.tolist() == [2, 0, -1 + 1j, -1 - 1j]
 
 
-# The Dirac GAN (Mescheder et al. 2018): data δ₀, G(z) = θ, D(x) = ψx. At (ψ, θ) = (0, 0) J_DD = 0, so
+# The Dirac GAN (Mescheder et al. 2018, the `dirac` task): data δ₀, G(z) = θ, D(x) = ψx. At (ψ, θ) = (0, 0) J_DD = 0, so
 # J = [[0, -f'(0)], [f'(0), -2ηf'(0)²]] and λ = -ηf'(0)² ± sqrt(η²f'(0)⁴ - f'(0)²).
-
-class Position(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.theta = nn.Parameter(torch.tensor([0.3]))
-
-    def forward(self, z):
-        return self.theta.expand(len(z), 1)
-
-
-class Dirac(Task):
-    name = "dirac"
-    description = "data at 0, G(z) = theta, D(x) = psi * x"
-    budgets = {"quick": Budget(steps=1, eval_every=1)}
-
-    def build(self, params, seeds, device):
-        discriminator = nn.Linear(1, 1, bias=False)
-        nn.init.constant_(discriminator.weight, -0.2)
-        return Game(discriminator, Position(), lambda n: torch.zeros(n, 1), lambda n: torch.zeros(n, 1))
-
-    def equilibrium(self, game, params, generator):
-        dtype = next(game.generator.parameters()).dtype
-        point = Point({"weight": torch.zeros(1, 1, dtype=dtype)}, {"theta": torch.zeros(1, dtype=dtype)})
-        latent = torch.zeros(8, 1, dtype=dtype)
-        return point, Batch(game.generate(point.g, latent).detach(), latent)
-
 
 @pytest.mark.parametrize("method, overrides, f1, eta", [
     ("vanilla", {}, 0.5, 0.0), ("gradreg", {"loss": "wgan", "eta": 0}, 1.0, 0.0),
@@ -85,7 +57,7 @@ class Dirac(Task):
     ("gradreg", {"loss": "wgan", "eta": 2.0}, 1.0, 2.0),  # overdamped: two real eigenvalues
 ])
 def test_dirac_gan_eigenvalues_are_the_closed_form(method, overrides, f1, eta):
-    cell = resolve(method, Dirac(), overrides=overrides)
+    cell = resolve(method, "dirac", overrides=overrides)
     spectrum = game_spectrum(cell, *built(cell), at_equilibrium=True)
     root = np.sqrt(complex(eta**2 * f1**4 - f1**2))
     expected = by_real_part(np.array([-eta * f1**2 + root, -eta * f1**2 - root]))

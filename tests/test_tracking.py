@@ -110,3 +110,15 @@ def test_a_tracked_point_past_its_time_takes_one_pass_and_a_failing_one_is_noted
     assert record.status == "completed"
     errors = pd.read_csv(record.path / CURVE_FILE).spectrum_error.dropna()
     assert errors.tolist() == ["RuntimeError: no eigenvalues today"] * 3
+
+
+def test_dirac_simultaneous_gradient_descent_spirals_out_and_gradreg_converges(tmp_path):
+    """Mescheder et al.'s Dirac-GAN: the plain GAN's λ = ±i/2 (plus the step's own outward drift) never
+    converges from (1, 1); gradreg's λ = -ηa² ± ... (Re -0.125 at η = 0.5) does."""
+    options = dict(budget="quick", steps=1500, out=tmp_path, progress=False, spectrum=False)
+    plain = stabench.run("vanilla", "dirac", overrides={"schedule": "simultaneous"}, **options)
+    regularised = stabench.run("gradreg", "dirac", overrides={"schedule": "simultaneous"}, **options)
+    assert plain.metrics["steps_to_converge"] is None and math.hypot(plain.metrics["theta_distance"],
+                                                                       plain.metrics["psi_distance"]) > 1
+    assert regularised.metrics["steps_to_converge"] is not None
+    assert regularised.metrics["theta_distance"] < 1e-3
