@@ -112,6 +112,7 @@ def test_a_tracked_point_past_its_time_takes_one_pass_and_a_failing_one_is_noted
     assert errors.tolist() == ["RuntimeError: no eigenvalues today"] * 3
 
 
+@pytest.mark.slow
 def test_dirac_simultaneous_gradient_descent_spirals_out_and_gradreg_converges(tmp_path):
     """Mescheder et al.'s Dirac-GAN: the plain GAN's λ = ±i/2 (plus the step's own outward drift) never
     converges from (1, 1); gradreg's λ = -ηa² ± ... (Re -0.125 at η = 0.5) does."""
