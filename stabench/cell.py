@@ -3,6 +3,7 @@ the identity (`run_id`) of its record."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -48,8 +49,9 @@ class Cell:
         """Settings that say where things live on this machine (`data_dir`): never part of identity."""
         return {**environment(self.task_params), **environment(self.method_params)}
 
-    @property
+    @functools.cached_property
     def seeds(self) -> Seeds:
+        """The cell's random streams, derived once from its seed."""
         return Seeds.derive(self.seed)
 
     @property

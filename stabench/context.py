@@ -2,7 +2,7 @@
 (update rule and state, replayable differentiably), a seeded noise stream, and its own state.
 
 The trainer, `stabench spectrum` and `stabench phase` all build a context with `Context(game,
-settings, seeds)`, so a method computes the same field in each. At a point where no optimizer state
+settings, noise_seed)`, so a method computes the same field in each. At a point where no optimizer state
 exists (the initial point or a known equilibrium, analysed without training), `replay` falls back to
 plain gradient steps at the training lr and says so in `notes`: the first step of Adam from empty
 state has slope lr/eps, which is no property of the game.

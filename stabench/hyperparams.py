@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import types
 import typing
 from typing import Any, Literal
@@ -111,18 +112,20 @@ def coerce(key: str, value: Any, kind: Any) -> Any:
     raise StabenchError(f"hyperparameter `{key}` has unsupported type {kind}")
 
 
+_BOUNDS = {"at_least": (operator.ge, ">="), "above": (operator.gt, ">"), "at_most": (operator.le, "<="),
+           "below": (operator.lt, "<")}
+
+
 def check_bounds(params) -> None:
     """Every field inside its declared range, or a one-line error naming the field and the range."""
     for field in dataclasses.fields(params):
         value, bounds = getattr(params, field.name), field.metadata.get("bounds", {})
         if value is None or not bounds:
             continue
-        tests = {"at_least": (lambda v, b: v >= b, ">="), "above": (lambda v, b: v > b, ">"),
-                 "at_most": (lambda v, b: v <= b, "<="), "below": (lambda v, b: v < b, "<")}
         for kind, bound in bounds.items():
-            holds, symbol = tests[kind]
+            holds, _ = _BOUNDS[kind]
             if not holds(value, bound):
-                wanted = " and ".join(f"{tests[k][1]} {b:g}" for k, b in bounds.items())
+                wanted = " and ".join(f"{_BOUNDS[k][1]} {b:g}" for k, b in bounds.items())
                 raise StabenchError(f"`{field.name}` must be {wanted}, got {value:g}")
 
 

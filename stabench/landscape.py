@@ -311,7 +311,7 @@ def read_path_angle(run_dir: str | Path) -> dict[str, np.ndarray]:
 def path_angle_figure(runs: Iterable[tuple[str | Path, str]], path: str | Path) -> Path:
     """cos_joint against α, one labelled line per (run folder, label), a dotted line at α = 1 (the
     final point): Berard et al.'s path-angle figure, e.g. vanilla against gradreg."""
-    from stabench.plots import subplots
+    from stabench.plots import path_angle_axes, subplots
 
     runs = list(runs)
     if not runs:
@@ -320,10 +320,7 @@ def path_angle_figure(runs: Iterable[tuple[str | Path, str]], path: str | Path) 
     for run_dir, label in runs:
         columns = read_path_angle(run_dir)
         axes.plot(columns["alpha"], columns["cos_joint"], linewidth=1.2, label=label)
-    axes.axvline(1.0, color="black", linestyle=":", linewidth=0.8)
-    axes.axhline(0.0, color="grey", linewidth=0.5)
-    bottom, top = axes.get_ylim()  # symmetric about 0, zoomed to the data: in many dimensions |cos| is small
-    axes.set_ylim(-max(abs(bottom), abs(top)), max(abs(bottom), abs(top)))
+    path_angle_axes(axes)
     axes.set_xlabel("α   (θ = θ₀ + α(θ₁ - θ₀); θ₁ final at α = 1)")
     axes.set_ylabel("cos(h, θ₁ - θ₀)")
     axes.set_title("path angle: +1 descends toward θ₁, near 0 rotates around it", fontsize=9)

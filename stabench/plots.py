@@ -92,3 +92,12 @@ def save_grid(images, path: Path, title: str, nrow: int = 10) -> None:
     axes.set_title(title, fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
+
+
+def path_angle_axes(axes) -> None:
+    """The frame of a path-angle plot: the final parameters (α = 1) dotted, zero marked, the y axis
+    symmetric about 0 and zoomed to the data (in many dimensions |cos| is small)."""
+    axes.axvline(1.0, color="black", linestyle=":", linewidth=0.8)
+    axes.axhline(0.0, color="grey", linewidth=0.5)
+    bottom, top = axes.get_ylim()
+    axes.set_ylim(-max(abs(bottom), abs(top)), max(abs(bottom), abs(top)))

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from stabench.errors import StabenchError
-from stabench.plots import subplots
+from stabench.plots import path_angle_axes, subplots
 from stabench.records import (CURVE_FILE, PATH_ANGLE_FILE, SAMPLES_FILE, SPECTRUM_FILE, TRACK_FILE, read_rows,
                               write_file_atomically)
 from stabench.table import csv_text, escape_markdown, format_table, groups, leaderboards, load_runs, long_table
@@ -97,15 +97,14 @@ def _per_run_plot(runs: pd.DataFrame, name: str, x: str, y: str, draw, labels: t
                   path: Path, finish=None) -> bool:
     """`draw(axes, xs, ys, colour, label)` for each run whose csv `name` has columns `x` and `y`, a colour per
     variant, then `finish(axes)`; False when no run has such a file."""
-    colours = _colours()
     figure, axes = subplots(figsize=(6, 4.5))
     drawn = False
-    for index, (variant, rows) in enumerate(runs.groupby("variant")):
+    for colour, variant, paths in _runs_by_variant(runs):
         labelled = False
-        for run_path in rows.sort_values("seed").path:
+        for run_path in paths:
             table = _rows(run_path, name)
             if table is not None and {x, y} <= set(table.columns):
-                draw(axes, table[x], table[y], colours[index % len(colours)], None if labelled else literal(variant))
+                draw(axes, table[x], table[y], colour, None if labelled else literal(variant))
                 drawn = labelled = True
     if not drawn:
         return False
@@ -322,14 +321,9 @@ def path_angle_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
     def draw(axes, alpha, cosine, colour, label):
         axes.plot(alpha, cosine, color=colour, alpha=0.7, linewidth=1.0, label=label)
 
-    def finish(axes):
-        axes.axvline(1.0, color="black", linestyle=":", linewidth=0.8)  # the final parameters
-        axes.axhline(0.0, color="grey", linewidth=0.5)
-        bottom, top = axes.get_ylim()  # symmetric about 0, zoomed to the data: in many dimensions |cos| is small
-        axes.set_ylim(-max(abs(bottom), abs(top)), max(abs(bottom), abs(top)))
-
     return _per_run_plot(runs, PATH_ANGLE_FILE, "alpha", "cos_joint", draw,
-                         ("α (θ₀ + α(θ₁ − θ₀); the final point at 1)", "cos(h, θ₁ − θ₀)"), title, path, finish)
+                         ("α (θ₀ + α(θ₁ − θ₀); the final point at 1)", "cos(h, θ₁ − θ₀)"), title, path,
+                         path_angle_axes)
 
 
 FIGURES = [("samples", "final samples", samples_grid), ("spectrum", "eigenvalues of the Jacobian", spectrum_plot),

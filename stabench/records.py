@@ -349,13 +349,21 @@ def read_record(directory: Path) -> RunRecord:
 def find_records(root: Path) -> Iterator[RunRecord]:
     """Every readable record under `root`; each unreadable one is skipped with one warning naming its file."""
     root = Path(root)
-    for parent in {leftover.parent for leftover in root.rglob(".*.old-*")}:
-        recover(parent)
     for file in sorted(root.rglob(RUN_FILE)):
+        folder = file.parent
         if any(part.startswith(".") for part in file.relative_to(root).parts):
-            continue  # a record still being written, or retired mid-swap
+            leftover = _LEFTOVER.match(folder.name)
+            if not (leftover and leftover["kind"] == "old"):
+                continue  # a record still being written
+            target = folder.parent / leftover["name"]
+            if target.exists():
+                continue  # replaced already: the record is read on its own path
+            recover(folder.parent)  # retired by a writer killed mid-swap: put back, if that writer is gone
+            if file.is_file():
+                continue  # its writer is still at work
+            folder = target
         try:
-            yield read_record(file.parent)
+            yield read_record(folder)
         except CorruptRecord as error:
             warnings.warn(f"skipping run record: {error}", stacklevel=2)
 

@@ -120,7 +120,7 @@ def state_of(game, ctx: Context) -> dict[str, Any]:
             **ctx.state_dict()}
 
 
-def checkpoint_steps(cell: Cell, count: int) -> set[int]:
+def planned_checkpoints(cell: Cell, count: int) -> set[int]:
     """`count` steps evenly inside the run, on evaluation steps, where intermediate states are kept."""
     every = cell.eval_every
     return {step for i in range(1, count + 1) if 0 < (step := round(cell.steps * i / (count + 1) / every) * every)
@@ -140,7 +140,7 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
     trainer = Trainer(cell, game, ctx)
     measured = Training()
     tracker = SpectrumTracker(cell) if spectrum_every > 0 else None
-    keep = checkpoint_steps(cell, checkpoints)
+    keep = planned_checkpoints(cell, checkpoints)
 
     def checkpoint(step: int, batch) -> dict[str, float] | None:
         if not _all_finite(game, cell, batch):
@@ -268,9 +268,8 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
 
 def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool, spectrum: bool,
          force: bool, spectrum_every: int, checkpoints: int) -> RunRecord:
-    previous = _finished_record(directory)
-    same_code = previous is not None and method_code(previous) == provenance(cell.method)["source_sha256"]
-    if same_code and not force:
+    previous = finished_record(directory)
+    if previous is not None and made_by(previous, cell.method) and not force:
         previous.reused = True
         return previous
     record = new_record(cell, torch_device)
@@ -316,14 +315,20 @@ def record_failure(cell: Cell, out: str | Path, error: str) -> None:
     """Record `cell` as failed with `error` (its process died before it could say so itself), unless a
     finished record of it exists: that is never replaced by a worse attempt."""
     directory = run_directory(Path(out), cell.task.name, cell.method.name, cell.run_id)
-    if _finished_record(directory) is not None:
+    if finished_record(directory) is not None:
         return
     record = new_record(cell, pick_device("cpu"))
     record.status, record.error, record.device = "failed", error, ""
     write_run(directory, record)
 
 
-def _finished_record(directory: Path) -> RunRecord | None:
+def made_by(record: RunRecord, method) -> bool:
+    """`record` was written by the code `method` runs now (the hash of its source)."""
+    return method_code(record) == provenance(method)["source_sha256"]
+
+
+def finished_record(directory: Path) -> RunRecord | None:
+    """The readable `completed` or `diverged` record in `directory`, else None."""
     if not is_record(directory):
         return None
     try:

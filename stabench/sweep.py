@@ -27,9 +27,9 @@ from stabench.errors import StabenchError, did_you_mean, interrupt
 from stabench.hyperparams import field_types
 from stabench.locks import exclusive
 from stabench.methods import METHODS
-from stabench.records import FINISHED, method_code, read_record, run_directory
-from stabench.registry import load_plugins, provenance
-from stabench.runner import record_failure, run, threads_for
+from stabench.records import run_directory
+from stabench.registry import load_plugins
+from stabench.runner import finished_record, made_by, record_failure, run, threads_for
 from stabench.seeds import check_seed
 from stabench.tasks import TASKS
 
@@ -116,11 +116,8 @@ def plan(methods: Iterable[str], tasks: Iterable[str], seeds: Iterable[int], *, 
 
 def finished(cell: SweepCell) -> bool:
     """The cell has a finished record, made by the method code registered now."""
-    try:
-        record = read_record(cell.directory)
-    except ValueError:
-        return False
-    return record.status in FINISHED and method_code(record) == provenance(METHODS.get(cell.method))["source_sha256"]
+    record = finished_record(cell.directory)
+    return record is not None and made_by(record, METHODS.get(cell.method))
 
 
 @dataclass(frozen=True)
