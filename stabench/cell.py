@@ -54,6 +54,11 @@ class Cell:
         """The cell's random streams, derived once from its seed."""
         return Seeds.derive(self.seed)
 
+    def build_game(self, device: torch.device, seeds: Seeds | None = None):
+        """The task's game from the cell's seeds (or `seeds`), as the method trains it (`Method.prepare`)."""
+        game = self.task.build(self.task_params, seeds or self.seeds, device)
+        return self.method.prepare(game, self.method_params)
+
     @property
     def run_id(self) -> str:
         return run_id({

@@ -55,6 +55,12 @@ class Context:
     def g_optimizer(self) -> torch.optim.Optimizer:
         return self.optimizers["g"]
 
+    def step(self, player: str, direction: dict[str, torch.Tensor]) -> None:
+        """`player`'s optimizer step along the descent `direction` (one tensor per parameter name)."""
+        for name, parameter in self.named[player].items():
+            parameter.grad = direction[name].detach()  # a method may hand back a direction that keeps its graph
+        self.optimizers[player].step()
+
     def noise(self, batch: Batch) -> torch.Generator:
         """A generator for the method's own random draws on `batch` (WGAN-GP's interpolation weights),
         seeded by the cell's noise seed and the batch's index: the field is a function of the

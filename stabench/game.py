@@ -83,6 +83,12 @@ class Game:
         grads = torch.autograd.grad(output, list(params.values()), create_graph=create_graph or self.differentiable)
         return dict(zip(params, grads))
 
+    def input_gradient(self, d: Params, x: Tensor) -> Tensor:
+        """∇_x D(x), one row per sample, with its graph (a penalty on it is differentiated again)."""
+        if not x.requires_grad:  # constant samples (real data) still need a gradient of their own
+            x = x.detach().requires_grad_(True)
+        return torch.autograd.grad(self.discriminate(d, x).sum(), x, create_graph=True)[0]
+
     def value(self, point: Point, batch: Batch, loss: str) -> Tensor:
         """V on a batch: the mean of f over real logits plus the mean of f(-logit) over fakes."""
         return self.value_of_samples(point.d, batch.real, self.generate(point.g, batch.latent), loss)

@@ -266,7 +266,7 @@ def landscape(run_dir: str | Path, *, alphas: Sequence[float] = DEFAULT_ALPHAS, 
     if not torch.isfinite(end).all():
         raise StabenchError(f"the final parameters of the run at `{run_dir}` are not finite (it {record.status}): "
                             "no landscape there")
-    initial = cell.task.build(cell.task_params, cell.seeds, pick_device(device))  # as the run began
+    initial = cell.build_game(pick_device(device))  # as the run began
     start = field_map.flatten(initial.point()).to(end.dtype)
     path = path_angle(field_map, start, end, alphas)
     parts = jacobian_parts(field_map, end, k, dense_limit=dense_limit, seed=cell.seed)

@@ -30,12 +30,6 @@ from stabench.spectra import TRACKED_COLUMNS, SpectrumTooSlow, SpectrumTracker, 
 SPECTRUM_SECONDS = 120.0
 
 
-def _step(optimizer: torch.optim.Optimizer, module: torch.nn.Module, direction: dict) -> None:
-    for name, parameter in module.named_parameters():
-        parameter.grad = direction[name]
-    optimizer.step()
-
-
 def parameters_finite(game) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in (*game.discriminator.parameters(), *game.generator.parameters()))
 
@@ -69,6 +63,8 @@ class Trainer:
         self.schedule = cell.method.schedule(self.hp)
         self.batch_size = cell.task_params.batch_size
         self.batches = 0
+        self.iterations = 0
+        cell.method.between_iterations(game, self.hp, ctx, 0)
 
     def batch(self):
         self.batches += 1
@@ -77,7 +73,7 @@ class Trainer:
     def d_step(self) -> None:
         method, game = self.cell.method, self.game
         direction = method.d_direction(game, game.point(), self.batch(), self.hp, self.ctx)
-        _step(self.ctx.d_optimizer, game.discriminator, direction)
+        method.apply("d", direction, self.hp, self.ctx)
         method.constrain(game, self.hp)
 
     def step(self):
@@ -89,11 +85,13 @@ class Trainer:
         batch = self.batch()
         if self.schedule.simultaneous:
             field_ = method.field(game, game.point(), batch, hp, ctx)
-            _step(ctx.d_optimizer, game.discriminator, field_.d)
-            _step(ctx.g_optimizer, game.generator, field_.g)
+            method.apply("d", field_.d, hp, ctx)
+            method.apply("g", field_.g, hp, ctx)
             method.constrain(game, hp)
         else:
-            _step(ctx.g_optimizer, game.generator, method.g_direction(game, game.point(), batch, hp, ctx))
+            method.apply("g", method.g_direction(game, game.point(), batch, hp, ctx), hp, ctx)
+        self.iterations += 1
+        method.between_iterations(game, hp, ctx, self.iterations)
         return batch
 
 
@@ -276,7 +274,7 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
     game, ctx, interrupted = None, None, False
     began = time.perf_counter()
     try:
-        game = cell.task.build(cell.task_params, cell.seeds, torch_device)
+        game = cell.build_game(torch_device)
         record.data = cell.task.provenance(cell.task_params)
         ctx = make_context(cell, game)
     except KeyboardInterrupt:

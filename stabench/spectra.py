@@ -67,6 +67,8 @@ class FieldMap:
 
     def __init__(self, method, method_params, game: Game, batch: Batch, ctx: Context):
         self.method, self.method_params, self.game, self.batch, self.ctx = method, method_params, game, batch, ctx
+        if method.spectrum_note and method.spectrum_note not in ctx.notes:
+            ctx.notes.append(method.spectrum_note)
         live = game.point()
         self.d_shapes = {name: p.shape for name, p in live.d.items()}
         self.g_shapes = {name: p.shape for name, p in live.g.items()}
@@ -94,7 +96,7 @@ class FieldMap:
         """h, flat, at the point `leaves` (from `self.leaves`)."""
         n_d = len(self.d_shapes)
         point = Point(dict(zip(self.d_shapes, leaves[:n_d])), dict(zip(self.g_shapes, leaves[n_d:])))
-        field = self.method.field(self.game, point, self.batch, self.method_params, self.ctx)
+        field = self.method.spectrum_field(self.game, point, self.batch, self.method_params, self.ctx)
         return -torch.cat([field.d[name].reshape(-1) for name in self.d_shapes]
                           + [field.g[name].reshape(-1) for name in self.g_shapes])
 
@@ -283,7 +285,7 @@ def analysis_field(cell: Cell, game: Game | None = None, ctx: Context | None = N
     default a game freshly built from the cell's seeds, with no optimizer state), and the task's
     equilibrium (None where none is known)."""
     if game is None:
-        game = cell.task.build(cell.task_params, cell.seeds, torch.device("cpu"))
+        game = cell.build_game(torch.device("cpu"))
         ctx = Context(game, cell.task_params, cell.seeds.noise, optimizer_state_known=False)
     analysed, analysed_ctx = analysis_copy(game, ctx)
     equilibrium, batch = evaluation_batch(cell, analysed)
@@ -363,7 +365,7 @@ def load_run(at: str | Path, *, method: str | None = None, task: str | None = No
     keys = set(plain.config) if method in (None, record.method) else set(identity(plain.task_params))
     settings = {key: value for key, value in record.config.items() if key in keys}
     cell = resolve(method or record.method, record.task, seed=record.seed, overrides={**settings, **(overrides or {})})
-    game = cell.task.build(cell.task_params, cell.seeds, pick_device(device))
+    game = cell.build_game(pick_device(device))
     ctx = Context(game, cell.task_params, cell.seeds.noise, optimizer_state_known="d_optimizer" in state)
     try:
         game.discriminator.load_state_dict(state["discriminator"])
@@ -387,7 +389,7 @@ def analyse(method: str | None, task: str | None, at: str, *, seed: int = 0, ove
         if method is None or task is None:
             raise StabenchError("name `--method` and `--task` (only a run folder supplies them)")
         cell = resolve(method, task, seed=seed, overrides=overrides)
-        game = cell.task.build(cell.task_params, cell.seeds, pick_device(device))
+        game = cell.build_game(pick_device(device))
         ctx = Context(game, cell.task_params, cell.seeds.noise, optimizer_state_known=False)
     elif not is_record(at):
         raise StabenchError(f"`{at}` is not a run record (no {RUN_FILE}); pass equilibrium, init or a run folder")

@@ -44,6 +44,9 @@ class Method:
     Params: ClassVar[type] = MethodParams
     version: ClassVar[int] = 1
     source: ClassVar[str] = ""  # the paper (and code) the method follows, for `stabench list methods`
+    # What `stabench spectrum` analyses when the update is no function of the current point alone
+    # (optimism, lookahead): said in the spectrum's notes; `spectrum_field` is then that field.
+    spectrum_note: ClassVar[str] = ""
 
     def __init__(self, name: str, description: str, **fixed: Any):
         unknown = set(fixed) - set(declared_defaults(self.Params))
@@ -78,8 +81,23 @@ class Method:
         """Both descent directions on one batch: the simultaneous field the analysis linearises."""
         return Field(self.d_direction(game, point, batch, params, ctx), self.g_direction(game, point, batch, params, ctx))
 
+    def spectrum_field(self, game: Game, point: Point, batch: Batch, params, ctx: Context) -> Field:
+        """The field `stabench spectrum` linearises: `field` unless `spectrum_note` says otherwise."""
+        return self.field(game, point, batch, params, ctx)
+
+    def prepare(self, game: Game, params) -> Game:
+        """The task's game as this method trains it (spectral normalisation reparametrises D); unchanged by default."""
+        return game
+
+    def apply(self, player: str, direction: dict, params, ctx: Context) -> None:
+        """Move `player` ("d" or "g") along its descent `direction`: its optimizer's step by default."""
+        ctx.step(player, direction)
+
     def constrain(self, game: Game, params) -> None:
         """Called after every D step (weight clipping); nothing by default."""
+
+    def between_iterations(self, game: Game, params, ctx: Context, completed: int) -> None:
+        """Called before the first training iteration (`completed` = 0) and after each one; nothing by default."""
 
 
 TRAINING_KEYS = frozenset(f.name for f in dataclasses.fields(TrainingParams))

@@ -2,14 +2,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from stabench.game import LOSSES
+from stabench.game import LOSSES, Field
 from stabench.methods.base import Method, MethodParams
 
 
 @dataclass
 class VanillaParams(MethodParams):
     nonsaturating: bool = False  # G maximises E f(D(G(z))) instead of descending V
+
+
+@dataclass
+class PlainGameParams(VanillaParams):
+    """The plain GAN's settings for methods that change how its field is followed, not the game."""
+
+    loss: Literal["gan", "wgan"] = "gan"  # f of V: the GAN loss, or the identity of the WGAN's
 
 
 class Vanilla(Method):
@@ -28,3 +36,15 @@ def generator_loss(game, point, batch, loss: str, nonsaturating: bool):
     if nonsaturating:
         return -LOSSES[loss](game.discriminate(point.d, game.generate(point.g, batch.latent))).mean()
     return game.value(point, batch, loss)
+
+
+def plain_field(game, point, batch, loss: str, nonsaturating: bool, create_graph: bool = False) -> Field:
+    """The plain GAN's descent directions (D: -∇_D V; G: ∇_G of V or of the non-saturating loss), with
+    `create_graph` for methods that differentiate the field itself (consensus, SGA)."""
+    value = game.value(point, batch, loss)
+    if nonsaturating:
+        d = negate(game.gradient(value, point.d, create_graph=create_graph))
+        return Field(d, game.gradient(generator_loss(game, point, batch, loss, True), point.g, create_graph=create_graph))
+    both = game.gradient(value, {**{("d", k): v for k, v in point.d.items()}, **{("g", k): v for k, v in point.g.items()}},
+                         create_graph=create_graph)  # one backward pass for both players
+    return Field({name: -both["d", name] for name in point.d}, {name: both["g", name] for name in point.g})

@@ -62,10 +62,7 @@ def gradient_penalty(game: Game, d: Params, real: Tensor, fake: Tensor, alpha: T
 
     The input gradient keeps its graph: the penalty is differentiated again, with respect to D.
     """
-    mixed = alpha * real + (1 - alpha) * fake
-    if not mixed.requires_grad:  # real and fake both constant: x̂ still needs a gradient of its own
-        mixed.requires_grad_(True)
-    input_gradient = game.gradient(game.discriminate(d, mixed).sum(), {"x": mixed}, create_graph=True)["x"]
+    input_gradient = game.input_gradient(d, alpha * real + (1 - alpha) * fake)
     return ((input_gradient.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
