@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from stabench.hyperparams import hyperparameter
-from stabench.methods.vanilla import Vanilla, VanillaParams
+from stabench.methods.vanilla import PlainGameParams, Vanilla
 
 
 @dataclass
-class ZeroCentredParams(VanillaParams):
+class ZeroCentredParams(PlainGameParams):
     gamma: float = hyperparameter(10.0, at_least=0)  # their value on CelebA, LSUN and ImageNet
     penalised: Literal["real", "fake"] = "real"  # R1 on the data, R2 on the generator's samples
 
