@@ -72,7 +72,7 @@ def torch_order(n):
 CASES = [("vanilla", {}, "gan", 0.0), ("gradreg", {"loss": "wgan", "eta": 0}, "wgan", 0.0),
          ("gradreg", {"eta": 0.3}, "gan", 0.3), ("gradreg", {"loss": "wgan", "eta": 0.3}, "wgan", 0.3)]
 if "wgan" in METHODS:
-    CASES.append(("wgan", {}, "wgan", 0.0))
+    CASES += [("wgan", {}, "wgan", 0.0), ("wgan-noclip", {}, "wgan", 0.0)]
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])

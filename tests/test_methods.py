@@ -393,6 +393,34 @@ def test_mog_reference_settings_reach_the_resolved_config():
     assert (resolve("unrolled1", "mog").config["k"], resolve("unrolled10", "mog").config["k"]) == (1, 10)
 
 
+def test_a_row_name_means_one_algorithm_on_every_task():
+    """Reference settings may scale a method (lr, eta, gp_weight), never switch its algorithm: no choice, flag or
+    step count of a method differs from its registered default on any task."""
+    from stabench.hyperparams import field_types
+    from stabench.references import references_of
+    from stabench.context import TrainingParams
+    algorithm_switches = {"n_critic", "k"}
+    for method in METHODS:
+        name = method.name
+        types = field_types(method.Params)
+        switches = {key for key, kind in types.items() if kind is bool or getattr(kind, "__origin__", None) is not None
+                    and str(kind).startswith("typing.Literal")} | (algorithm_switches & set(types))
+        for reference in references_of(name):
+            changed = {key: value for key, value in reference.settings.items()
+                       if key in switches and value != method.defaults()[key]}
+            assert not changed, f"{name} on {reference.task} switches {changed}: give the variant its own name"
+            assert not set(reference.settings) - set(types) - set(field_types(TrainingParams)) - set(
+                field_types(resolve(name, reference.task).task.Params))
+
+
+def test_the_non_saturating_variants_have_their_own_names():
+    assert METHODS.get("vanilla-ns").defaults()["nonsaturating"] and not METHODS.get("vanilla").defaults()["nonsaturating"]
+    assert METHODS.get("gradreg-ns").defaults()["nonsaturating"]
+    assert resolve("vanilla", "stacked-mnist").config["nonsaturating"] is False
+    assert (resolve("wgan", "lq").config["clip"], resolve("wgan-noclip", "lq").config["clip"]) == (0.01, 0.0)
+    assert [resolve(f"unrolled{k}", "mog").config["k"] for k in (5, 15)] == [5, 15]
+
+
 def test_list_methods_shows_every_method_with_its_defaults_on_a_task(invoke):
     output = invoke("list", "methods", "--task", "mog").output
     for name in ("vanilla", "gradreg", "wgan", "wgan-gp", "unrolled1", "unrolled10"):
@@ -404,6 +432,6 @@ def test_list_methods_shows_every_method_with_its_defaults_on_a_task(invoke):
 
 def test_list_methods_without_a_task_shows_each_tasks_reference_settings(invoke):
     output = invoke("list", "methods").output
-    assert "    on mog: optimizer=rmsprop lr=5e-05 clip=0.01 n_critic=5  [the original WGAN recipe" in output
+    assert "    on mog: optimizer=rmsprop lr=5e-05  [the original WGAN recipe" in output
     assert ("    on mog: gp_weight=0.1 n_critic=5 beta1=0.5 beta2=0.9  "
             "[the WGAN-GP toy script (igul222/improved_wgan_training, gan_toy.py)]\n") in output

@@ -22,11 +22,18 @@ def _from_class(cls: type, name: str) -> Method:
 METHODS: Registry[Method] = Registry("method", Method, check=check_method, from_class=_from_class)
 
 METHODS.register(Vanilla("vanilla", "GAN with the saturating minimax objective the paper analyses"))
+METHODS.register(Vanilla("vanilla-ns", "GAN with Goodfellow's non-saturating G loss -E log D(G(z)) (the DCGAN recipe)",
+                         nonsaturating=True))
 METHODS.register(GradReg("gradreg", "gradient-regularized GAN: G descends V + eta*|grad_D V|^2 (Nagarajan & Kolter 2017)"))
+METHODS.register(GradReg("gradreg-ns", "gradreg with the non-saturating G loss: -E log D(G(z)) + eta*|grad_D V|^2",
+                         nonsaturating=True))
 METHODS.register(WGAN("wgan", "Wasserstein GAN: linear f, critic weights clipped to [-clip, clip] (Arjovsky et al. 2017)"))
+METHODS.register(WGAN("wgan-noclip", "WGAN without clipping, one critic step per G step: the paper's Appendix E system",
+                      clip=0.0, n_critic=1))
 METHODS.register(WGANGP("wgan-gp", "WGAN with the input-gradient penalty gp_weight*E(|grad_x D|-1)^2 (Gulrajani et al. 2017)"))
-METHODS.register(Unrolled("unrolled1", "unrolled GAN: G descends V(D_k, G) through k=1 step of D's optimizer (Metz et al. 2017)", k=1))
-METHODS.register(Unrolled("unrolled10", "unrolled GAN: G descends V(D_k, G) through k=10 steps of D's optimizer (Metz et al. 2017)", k=10))
+for _k in (1, 5, 10, 15):  # 5: the VEEGAN and PacGAN comparisons; 15: the paper's own unrolled script
+    METHODS.register(Unrolled(f"unrolled{_k}", f"unrolled GAN: G descends V(D_k, G) through k={_k} steps of D's "
+                                               "optimizer (Metz et al. 2017)", k=_k))
 METHODS.register(ZeroCentred("r1", "R1: D ascends V - gamma/2 E|grad_x D|^2 on real samples (Mescheder et al. 2018)"))
 METHODS.register(ZeroCentred("r2", "R2: D ascends V - gamma/2 E|grad_x D|^2 on generated samples (Mescheder et al. 2018)",
                              penalised="fake"))

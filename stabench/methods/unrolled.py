@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stabench.game import negate
+from stabench.game import LOSSES, negate
 from stabench.hyperparams import hyperparameter
 from stabench.methods.base import Method, MethodParams
 
@@ -16,6 +16,7 @@ from stabench.methods.base import Method, MethodParams
 @dataclass
 class UnrolledParams(MethodParams):
     k: int = hyperparameter(1, at_least=0)  # D optimizer steps unrolled inside G's objective
+    nonsaturating: bool = False  # G descends -E f(D_k(G(z))) instead of V(D_k, G)
 
 
 class Unrolled(Method):
@@ -37,4 +38,6 @@ class Unrolled(Method):
             for _ in range(params.k):
                 ascent = game.gradient(game.value_of_samples(d, batch.real, fake, loss), d, create_graph=True)
                 d = optimizer.step(d, negate(ascent))
+        if params.nonsaturating:
+            return game.gradient(-LOSSES[loss](game.discriminate(d, fake)).mean(), point.g)
         return game.gradient(game.value_of_samples(d, batch.real, fake, loss), point.g)
