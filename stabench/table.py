@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -18,8 +19,18 @@ IDENTITY = ["run_id", "method", "method_version", "task", "task_version", "seed"
 # Runs that differ in any of these measure different things: a leaderboard never pools them.
 GROUP = ["task", "task_version", "budget", "steps_planned", "steps_overridden", "data_source"]
 LONG = [*GROUP, "method", "seeds", "diverged_or_failed", "wall_seconds", "steps_per_second",
-        "metric", "direction", "mean", "low", "high", "n", "best"]
+        "metric", "direction", "mean", "low", "high", "n", "best", "undefined"]
 FORMATS = ("md", "csv", "html", "latex")
+# `m_last5`: the mean of metric `m` over a run's last 5 evaluations. Where a task declares both, its table
+# shows the mean by default: one snapshot of an oscillating GAN says little.
+SMOOTHED = re.compile(r"_last(\d+)$")
+# What the notes under a table say about a metric it shows (named without its `_lastN`), from the
+# definitions in stabench.metrics.
+CEILINGS = {"high_quality": "Real data itself scores high_quality 0.989 (98.9 %: 1 − e^−4.5, the mass of a 2-D "
+                            "Gaussian within 3σ of its centre)."}
+# How a metric is set where it is undefined; a record says where with `m_defined` < 1 (see `leaderboard`).
+CONVENTIONS = {"kl": "kl is ln K (K modes: all the mass on one mode) at an evaluation where no sample is high "
+                     "quality"}
 
 
 def _flatten(prefix: str, mapping) -> dict:
@@ -109,6 +120,17 @@ def metric_names(runs: pd.DataFrame, task: str) -> list[str]:
     return [*directions, *(m for m in recorded if m not in directions)]
 
 
+def default_metrics(runs: pd.DataFrame, task: str) -> list[str]:
+    """The metrics a table of these runs of `task` shows unless asked: those the records declare a direction
+    for (diagnostics have none), a snapshot `m` replaced in place by `m_lastN` (its mean over the last
+    evaluations) where both are declared; every recorded metric when the records declare none."""
+    declared = list(_directions(runs, task))
+    if not declared:
+        return metric_names(runs, task)
+    smoothed = {SMOOTHED.sub("", m): m for m in declared if SMOOTHED.search(m) and SMOOTHED.sub("", m) in declared}
+    return [smoothed.get(m, m) for m in declared if m not in smoothed.values()]
+
+
 def _variants(runs: pd.DataFrame) -> pd.Series:
     """Each run's method, with the hyperparameters (and method version) that differ between that method's
     runs appended: runs with different settings or code versions are different rows, never pooled."""
@@ -155,32 +177,38 @@ def _mean(rows: pd.DataFrame, column: str) -> float:
 def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """One table per group of comparable runs of `task` (see `GROUP`), keyed by its label.
 
-    A row per method (variant); columns `method, seeds, diverged_or_failed`, then for each metric `m`:
-    `m` (mean over seeds), `m_low`, `m_high` (95% bootstrap CI), `m_n` (seeds with a value; failed runs
-    have none), `m_best` (best mean by the task's direction), then `wall_seconds, steps_per_second`
-    (means over runs that did not fail). `attrs` holds `group`, `metrics` and `directions`.
+    A row per method (variant); columns `method, seeds, diverged_or_failed`, then for each metric `m`
+    (`metrics`, by default each group's `default_metrics`): `m` (mean over seeds), `m_low`, `m_high` (95%
+    bootstrap CI), `m_n` (seeds with a value; failed runs have none), `m_best` (best mean by the task's
+    direction), `m_undefined` (seeds whose value is, at least in part, set by convention where `m` is
+    undefined: their record's `m_defined`, the share of evaluations at which it was measured, is below 1),
+    then `wall_seconds, steps_per_second` (means over runs that did not fail). `attrs` holds `group`,
+    `metrics` and `directions`.
     """
     split = groups(runs, task)
     available = metric_names(runs, task)
-    metrics = available if metrics is None else list(metrics)
-    for metric in metrics:
+    for metric in metrics or ():
         if metric not in available:
             raise _unknown(f"unknown metric `{metric}` for task `{task}`", metric, available, "its metrics")
-    directions = {m: d for m, d in _directions(runs, task).items() if m in metrics}
     tables = {}
     for name, group in split.items():
+        shown = default_metrics(group, task) if metrics is None else list(metrics)
+        directions = {m: d for m, d in _directions(runs, task).items() if m in shown}
         rows = []
         for variant, of_variant in group.groupby("variant"):
             ran = of_variant[of_variant.status != "failed"]  # a failed run has no numbers, only its share
             row = {"method": variant, "seeds": len(of_variant),
                    "diverged_or_failed": float((of_variant.status != "completed").mean())}
-            for metric in metrics:
-                column = f"metrics.{metric}"
+            for metric in shown:
+                column, defined = f"metrics.{metric}", f"metrics.{metric}_defined"
                 values = ran[column].dropna().to_numpy(float) if column in ran else np.array([])
                 low, high = bootstrap_ci(values) if len(values) else (math.nan, math.nan)
                 mean = float(values.mean()) if len(values) else math.nan
+                undefined = 0
+                if {column, defined} <= set(ran):
+                    undefined = int((ran.loc[ran[column].notna(), defined] < 1).sum())
                 row |= {metric: mean, f"{metric}_low": low, f"{metric}_high": high, f"{metric}_n": len(values),
-                        f"{metric}_best": False}
+                        f"{metric}_best": False, f"{metric}_undefined": undefined}
             rows.append(row | {"wall_seconds": _mean(ran, "timing.wall_seconds"),
                                "steps_per_second": _mean(ran, "timing.steps_per_second")})
         table = pd.DataFrame(rows)
@@ -188,7 +216,7 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
             means = table[metric]
             if means.nunique() > 1:  # neither one method alone nor a tie of all is "best"
                 table[f"{metric}_best"] = means == (means.max() if direction == "max" else means.min())
-        table.attrs = {"group": group.attrs["group"], "metrics": metrics, "directions": directions}
+        table.attrs = {"group": group.attrs["group"], "metrics": shown, "directions": directions}
         tables[name] = table
     return tables
 
@@ -201,7 +229,8 @@ def long_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         for m in table.attrs["metrics"]:
             parts.append(base.assign(**table.attrs["group"], metric=m, direction=table.attrs["directions"].get(m),
                                      mean=table[m], low=table[f"{m}_low"], high=table[f"{m}_high"],
-                                     n=table[f"{m}_n"], best=table[f"{m}_best"]))
+                                     n=table[f"{m}_n"], best=table[f"{m}_best"],
+                                     undefined=table[f"{m}_undefined"]))
     return pd.concat(parts, ignore_index=True)[LONG] if parts else pd.DataFrame(columns=LONG)
 
 
@@ -245,11 +274,28 @@ _ESCAPE = {"md": escape_markdown, "html": lambda s: html.escape(str(s)), "latex"
 _BOLD = {"md": "**{}**", "html": "<b>{}</b>", "latex": "\\textbf{{{}}}"}
 _ARROW = {"md": {"max": " ↑", "min": " ↓"}, "html": {"max": " ↑", "min": " ↓"},
           "latex": {"max": " $\\uparrow$", "min": " $\\downarrow$"}}
+_MARK = {"md": "†", "html": "†", "latex": "$^\\dagger$"}
+
+
+def table_notes(table: pd.DataFrame, fmt: str) -> str:
+    """The notes under a leaderboard in `fmt`: what its `_lastN` columns are, how a value marked † is set
+    (a metric undefined at some evaluation), and the ceiling of a metric that real data scores below its best."""
+    shown, escape = table.attrs["metrics"], _ESCAPE[fmt]
+    windows = dict.fromkeys(found.group(1) for found in map(SMOOTHED.search, shown) if found)
+    notes = [escape(f"_last{n}: a metric's mean over a run's last {n} evaluations.") for n in windows]
+    marked = [m for m in shown if table[f"{m}_undefined"].any()]
+    if marked:
+        how = dict.fromkeys(CONVENTIONS.get(SMOOTHED.sub("", m), f"see {m}_defined in the records") for m in marked)
+        notes.append(_MARK[fmt] + escape(" Some seeds' value is set by convention where the metric is undefined: "
+                                         f"{'; '.join(how)}."))
+    notes += [escape(CEILINGS[m]) for m in dict.fromkeys(SMOOTHED.sub("", m) for m in shown) if m in CEILINGS]
+    return " ".join(notes)
 
 
 def format_table(table: pd.DataFrame, fmt: str = "md") -> str:
     """One leaderboard as md, html or latex (a metric: `mean [low, high]`, the interval from two seeds on,
-    `(n/seeds)` when some runs have no value, best in bold, ↑/↓ its direction), or as csv (numbers as they are)."""
+    `(n/seeds)` when some runs have no value, † when some seed's value is set by convention, best in bold, ↑/↓
+    its direction) with its notes (`table_notes`) below, or as csv (numbers as they are)."""
     if fmt == "csv":
         return csv_text(table)
     if fmt not in FORMATS:
@@ -265,17 +311,21 @@ def format_table(table: pd.DataFrame, fmt: str = "md") -> str:
             n = row[f"{m}_n"]
             text = _number(row[m]) + (f" [{_number(row[f'{m}_low'])}, {_number(row[f'{m}_high'])}]" if n > 1 else "")
             text += f" ({n}/{row['seeds']})" if 0 < n < row["seeds"] else ""
+            text += _MARK[fmt] if row[f"{m}_undefined"] else ""
             cells.append(_BOLD[fmt].format(text) if row[f"{m}_best"] else text)
         body.append(cells + [_number(row["wall_seconds"]), _number(row["steps_per_second"])])
+    notes = table_notes(table, fmt)
     if fmt == "md":
-        return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *body])
+        lines = ["| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *body]]
+        return "\n".join([*lines, *(["", notes] if notes else [])])
     if fmt == "html":
         head = "".join(f"<th>{c}</th>" for c in header)
         rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>\n" for cells in body)
-        return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody>\n</table>"
+        below = f"\n<p>{notes}</p>" if notes else ""
+        return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody>\n</table>{below}"
     lines = [" & ".join(cells) + " \\\\" for cells in [header, *body]]
     return "\n".join([f"\\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}", "\\hline", lines[0], "\\hline",
-                      *lines[1:], "\\hline", "\\end{tabular}"])
+                      *lines[1:], "\\hline", "\\end{tabular}", *(["", notes] if notes else [])])
 
 
 def leaderboards(runs: pd.DataFrame, task: str | None = None,

@@ -24,13 +24,21 @@ TOLERANCE = {"rel": 1e-4, "abs": 1e-9}
 
 GOLDEN = {
     "vanilla": {
-        # The saturating loss has captured no mode yet at 200 steps: no sample is high quality, so kl is NaN.
-        "metrics": {"modes_captured": 0, "high_quality": 0.0, "kl": math.nan},
+        # The saturating loss has captured no mode yet at 200 steps: no sample is high quality, so kl is
+        # undefined and set to ln 8 (kl_defined 0). It was NaN before that convention, which changed no
+        # defined number: mog kept its version.
+        "metrics": {"modes_captured": 0, "high_quality": 0.0, "kl": math.log(8), "kl_defined": 0,
+                    "mean_mode_distance": 1.4625257732129644, "critic_gap": 0.010811438408121467,
+                    "modes_captured_last5": 0.2, "high_quality_last5": 0.00112, "kl_last5": math.log(8),
+                    "kl_last5_defined": 0.2},
         "discriminator": {"sum": 1.4317665047638002, "sum_of_squares": 2.074296308056903},
         "generator": {"sum": 87.72654085335262, "sum_of_squares": 177.50032700542164},
     },
     "gradreg": {
-        "metrics": {"modes_captured": 2, "high_quality": 0.0012, "kl": 1.442927373385023},
+        "metrics": {"modes_captured": 2, "high_quality": 0.0012, "kl": 1.442927373385023, "kl_defined": 1,
+                    "mean_mode_distance": 0.9030717158073667, "critic_gap": 0.018235139415040614,
+                    "modes_captured_last5": 0.6, "high_quality_last5": 0.00048, "kl_last5": 1.9521387080208732,
+                    "kl_last5_defined": 0.4},
         "discriminator": {"sum": 2.3399028213025304, "sum_of_squares": 2.154904925596453},
         "generator": {"sum": 29.93175448682996, "sum_of_squares": 171.2044569748804},
     },

@@ -1,4 +1,5 @@
 """Tables and publishing, on synthetic run records: no training."""
+import io
 import json
 import zlib
 
@@ -110,7 +111,7 @@ def test_leaderboard_columns_are_pinned(tmp_path):
     two_methods(tmp_path)
     runs = load_runs(tmp_path)
     (table,) = leaderboard(runs, "mog").values()
-    per_metric = [f"{m}{suffix}" for m in MOG_METRICS for suffix in ("", "_low", "_high", "_n", "_best")]
+    per_metric = [f"{m}{suffix}" for m in MOG_METRICS for suffix in ("", "_low", "_high", "_n", "_best", "_undefined")]
     assert list(table.columns) == ["method", "seeds", "diverged_or_failed", *per_metric,
                                    "wall_seconds", "steps_per_second"]
     assert list(table.method) == ["gradreg", "vanilla"] and list(table.seeds) == [3, 3]
@@ -118,7 +119,7 @@ def test_leaderboard_columns_are_pinned(tmp_path):
     assert table.wall_seconds[0] == pytest.approx(11.0)
     assert render(runs, fmt="csv").splitlines()[0] == ",".join(LONG)
     assert list(leaderboard(runs, "mog", ["kl"])["mog · version 1 · budget quick · 20000 steps"].columns) == [
-        "method", "seeds", "diverged_or_failed", "kl", "kl_low", "kl_high", "kl_n", "kl_best",
+        "method", "seeds", "diverged_or_failed", "kl", "kl_low", "kl_high", "kl_n", "kl_best", "kl_undefined",
         "wall_seconds", "steps_per_second"]
 
 
@@ -226,3 +227,58 @@ def test_method_versions_are_rows_of_their_own(tmp_path):
     write_run(tmp_path, "gradreg", 1, method_version=2)
     (table,) = leaderboard(load_runs(tmp_path), "mog").values()
     assert list(table.method) == ["gradreg (method_version=1)", "gradreg (method_version=2)"]
+
+
+# Records as the mixture tasks (mog, grid25) write them now: the mode metrics' last-5 means are declared,
+# diagnostics and the flags saying where KL was measured are recorded without a direction.
+MIXTURE_DIRECTIONS = {**DIRECTIONS["mog"], "modes_captured_last5": "max", "high_quality_last5": "max",
+                      "kl_last5": "min"}
+
+
+def mixture_metrics(kl_last5_defined=1.0, **changes):
+    return {**MOG_METRICS, "kl_defined": 1, "mean_mode_distance": 0.01, "critic_gap": 0.3,
+            "modes_captured_last5": 7.6, "high_quality_last5": 0.65, "kl_last5": 0.08,
+            "kl_last5_defined": kl_last5_defined, **changes}
+
+
+def test_last5_means_replace_the_snapshots_by_default_and_diagnostics_are_asked_for(tmp_path):
+    for seed in range(2):
+        write_run(tmp_path, "gradreg", seed, metrics=mixture_metrics(), metric_directions=MIXTURE_DIRECTIONS)
+    runs = load_runs(tmp_path)
+    (table,) = leaderboard(runs, "mog").values()
+    assert table.attrs["metrics"] == ["modes_captured_last5", "high_quality_last5", "kl_last5",
+                                      "steps_to_all_modes", "seconds_to_all_modes"]
+    assert table.modes_captured_last5[0] == pytest.approx(7.6)
+    (asked,) = leaderboard(runs, "mog", ["kl", "critic_gap"]).values()
+    assert asked.attrs["directions"] == {"kl": "min"}  # a diagnostic has no direction: never "best"
+    assert asked.critic_gap[0] == pytest.approx(0.3) and "critic_gap |" in format_table(asked, "md")
+    text = format_table(table, "md")
+    assert "_last5: a metric's mean over a run's last 5 evaluations." in text
+    assert "98.9 %" in text and "1 − e^−4.5" in text  # the ceiling of high_quality, under the table
+
+
+def test_older_records_keep_their_snapshot_columns(tmp_path):
+    write_run(tmp_path, "gradreg", 0)  # before the last-5 means: the snapshot metrics only
+    write_run(tmp_path, "gradreg", 0, budget="smoke", steps=300, metrics=mixture_metrics(),
+              metric_directions=MIXTURE_DIRECTIONS)
+    tables = leaderboard(load_runs(tmp_path), "mog")
+    assert tables["mog · version 1 · budget quick · 20000 steps"].attrs["metrics"] == list(MOG_METRICS)
+    assert tables["mog · version 1 · budget smoke · 300 steps"].attrs["metrics"][0] == "modes_captured_last5"
+
+
+def test_a_kl_set_to_ln_k_is_marked_and_explained(tmp_path):
+    write_run(tmp_path, "vanilla", 0, metrics=mixture_metrics(kl_last5_defined=0.6, kl_last5=1.5),
+              metric_directions=MIXTURE_DIRECTIONS)
+    write_run(tmp_path, "vanilla", 1, metrics=mixture_metrics(kl_last5=0.5), metric_directions=MIXTURE_DIRECTIONS)
+    write_run(tmp_path, "gradreg", 0, metrics=mixture_metrics(kl_last5=0.1), metric_directions=MIXTURE_DIRECTIONS)
+    runs = load_runs(tmp_path)
+    (table,) = leaderboard(runs, "mog").values()
+    assert list(table.kl_last5_undefined) == [0, 1] and list(table.modes_captured_last5_undefined) == [0, 0]
+    assert table.kl_last5[1] == pytest.approx(1.0)  # ln K counts as the seed's value: no seed drops out
+    lines = format_table(table, "md").splitlines()
+    vanilla = lines[3].split(" | ")
+    assert vanilla[0] == "| vanilla" and vanilla[5] == "1 [0.5, 1.5]†" and "†" not in lines[2]
+    assert "† Some seeds' value is set by convention where the metric is undefined: kl is ln K" in lines[-1]
+    assert "$^\\dagger$" in format_table(table, "latex")
+    long = pd.read_csv(io.StringIO(render(runs, fmt="csv")))
+    assert long.set_index(["method", "metric"]).undefined.to_dict()[("vanilla", "kl_last5")] == 1
