@@ -14,6 +14,7 @@ import torch
 from stabench.errors import StabenchError
 from stabench.hyperparams import apply_overrides, defaults, environment, field_types, identity
 from stabench.methods import METHODS, Method
+from stabench.recipes import get_recipe
 from stabench.references import settings_for
 from stabench.seeds import Seeds, check_seed
 from stabench.tasks import TASKS, Task
@@ -38,6 +39,7 @@ class Cell:
     steps: int
     eval_every: int
     steps_overridden: bool = False  # `--steps` replaced the budget's number
+    recipe: str | None = None  # the named recipe whose settings replaced the reference ones (`stabench.recipes`)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -64,14 +66,15 @@ class Cell:
         return run_id({
             "task": self.task.name, "task_version": self.task.version, "method": self.method.name,
             "method_version": self.method.version, "config": self.config, "seed": self.seed,
-            "budget": self.budget, "steps": self.steps,
+            "budget": self.budget, "steps": self.steps, **({"recipe": self.recipe} if self.recipe else {}),
         })
 
 
 def resolve(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None = None,
-            overrides: dict[str, Any] | None = None) -> Cell:
+            overrides: dict[str, Any] | None = None, recipe: str | None = None) -> Cell:
     """Look up names and merge settings: the method's defaults, the task's, the reference settings of
-    the method on the task (`stabench.references`), the budget's, then `overrides`."""
+    the method on the task (`stabench.references`) or those of `recipe` (`stabench.recipes`), the
+    budget's, then `overrides`."""
     method = METHODS.get(method) if isinstance(method, str) else method
     task = TASKS.get(task) if isinstance(task, str) else task
     seed = check_seed(seed)
@@ -79,19 +82,22 @@ def resolve(method, task, *, seed: int = 0, budget: str = "quick", steps: int | 
     if shared:
         raise StabenchError(f"method `{method.name}` and task `{task.name}` both declare `{shared[0]}`; "
                             "a method cannot run on a task that shares a hyperparameter name with it")
-    if budget not in task.budgets:
-        raise StabenchError(f"unknown budget `{budget}` for task `{task.name}`; choose from {', '.join(task.budgets)}")
+    chosen = get_recipe(recipe, method.name, task.name) if recipe is not None else None
+    budgets = {**task.budgets, **(chosen.budgets if chosen else {})}
+    if budget not in budgets:
+        raise StabenchError(f"unknown budget `{budget}` for task `{task.name}`; choose from {', '.join(budgets)}")
     if steps is not None and steps < 1:
         raise StabenchError(f"`--steps` must be at least 1, got {steps}")
     sections = {"task": (task.Params, defaults(task.Params)), "method": (method.Params, method.defaults())}
     context = f"{method.name} on {task.name}"
-    reference = apply_overrides(sections, settings_for(method.name, task.name), context)
+    published = chosen.settings_for(method.name) if chosen else settings_for(method.name, task.name)
+    reference = apply_overrides(sections, published, context)
     sections = {name: (sections[name][0], dataclasses.asdict(params)) for name, params in reference.items()}
-    plan = task.budgets[budget]
+    plan = budgets[budget]
     resolved = apply_overrides(sections, {**plan.settings, **(overrides or {})}, context)
     planned = steps or plan.steps
     return Cell(method, task, resolved["method"], resolved["task"], seed, budget, planned,
-                min(plan.eval_every, planned), steps_overridden=steps is not None and steps != plan.steps)
+                min(plan.eval_every, planned), steps_overridden=steps is not None and steps != plan.steps, recipe=recipe)
 
 
 def pick_device(device: str) -> torch.device:

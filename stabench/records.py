@@ -79,6 +79,7 @@ class RunRecord:
     timing: dict[str, Any]
     method_version: int = 1
     steps_overridden: bool = False
+    recipe: str | None = None  # the named recipe the settings came from (`stabench list recipes`)
     environment: dict[str, Any] = field(default_factory=dict)
     metric_directions: dict[str, str] = field(default_factory=dict)
     task_description: str = ""
@@ -131,7 +132,7 @@ _SCHEMA = {
     "metric_directions": "directions", "steps_overridden": "a boolean", "task_description": _TEXT, "device": _TEXT,
     "threads": _INT + " or null", "versions": "an object", "plugins": "an object", "started_at": _TEXT + " or null",
     "data": "an object", "spectrum": "an object or null", "diverged_at_step": _INT + " or null",
-    "error": _TEXT + " or null", "traceback": _TEXT + " or null",
+    "error": _TEXT + " or null", "traceback": _TEXT + " or null", "recipe": _TEXT + " or null",
 }
 
 

@@ -222,10 +222,10 @@ def threads_for(threads: int | None) -> int:
 
 
 def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None = None,
-        overrides: dict[str, Any] | None = None, device: str = "auto", out: str | Path = "results/runs",
-        progress: bool = True, spectrum: bool = True, force: bool = False, threads: int | None = None,
+        overrides: dict[str, Any] | None = None, recipe: str | None = None, device: str = "auto",
+        out: str | Path = "results/runs", progress: bool = True, spectrum: bool = True, force: bool = False, threads: int | None = None,
         spectrum_every: int | None = None, checkpoints: int = DEFAULT_CHECKPOINTS, landscape: bool = False) -> RunRecord:
-    """Train one cell with `threads_for(threads)` CPU threads and write its record under `out`; return the
+    """Train one cell (under the named `recipe`, if given) with `threads_for(threads)` CPU threads and write its record under `out`; return the
     record (its `path` set). While it trains, no other process can train the same cell into `out`.
 
     The Jacobian spectrum is tracked every `spectrum_every` steps (None: the budget's default; 0: not
@@ -238,7 +238,7 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
     replaced by a finished attempt. A run that diverges,
     fails or is interrupted is still recorded; Ctrl-C is raised again once the record is written.
     """
-    cell = resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=overrides)
+    cell = resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=overrides, recipe=recipe)
     torch_device = pick_device(device)
     directory = run_directory(Path(out), cell.task.name, cell.method.name, cell.run_id)
     check_writable(Path(out))
@@ -341,7 +341,7 @@ def new_record(cell: Cell, device: torch.device) -> RunRecord:
     return RunRecord(
         run_id=cell.run_id, method=cell.method.name, method_version=cell.method.version, task=cell.task.name,
         task_version=cell.task.version, seed=cell.seed, budget=cell.budget, steps_planned=cell.steps,
-        steps_overridden=cell.steps_overridden, config=cell.config, environment=cell.environment,
+        steps_overridden=cell.steps_overridden, recipe=cell.recipe, config=cell.config, environment=cell.environment,
         status="completed", metrics={}, timing={"wall_seconds": 0.0, "steps": 0, "steps_per_second": None},
         metric_directions=dict(cell.task.metric_directions), task_description=cell.task.description,
         device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),

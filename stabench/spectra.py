@@ -364,7 +364,8 @@ def load_run(at: str | Path, *, method: str | None = None, task: str | None = No
     plain = resolve(record.method if method is None else method, record.task, seed=record.seed)
     keys = set(plain.config) if method in (None, record.method) else set(identity(plain.task_params))
     settings = {key: value for key, value in record.config.items() if key in keys}
-    cell = resolve(method or record.method, record.task, seed=record.seed, overrides={**settings, **(overrides or {})})
+    cell = resolve(method or record.method, record.task, seed=record.seed, overrides={**settings, **(overrides or {})},
+                   recipe=record.recipe if method in (None, record.method) else None)
     game = cell.build_game(pick_device(device))
     ctx = Context(game, cell.task_params, cell.seeds.noise, optimizer_state_known="d_optimizer" in state)
     try:

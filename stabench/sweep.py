@@ -46,6 +46,7 @@ class SweepCell:
     overrides: dict[str, Any] = field(hash=False)
     out: Path
     run_id: str
+    recipe: str | None = None
 
     @property
     def directory(self) -> Path:
@@ -86,8 +87,9 @@ def parse_names(text: str, registry) -> list[str]:
 
 def plan(methods: Iterable[str], tasks: Iterable[str], seeds: Iterable[int], *, budget: str = "quick",
          steps: int | None = None, overrides: dict[str, Any] | None = None,
-         out: str | Path = "results/runs") -> list[SweepCell]:
-    """Every cell of the sweep, resolved (so a bad name, budget or value fails before anything runs).
+         out: str | Path = "results/runs", recipe: str | None = None) -> list[SweepCell]:
+    """Every cell of the sweep, resolved (so a bad name, budget or value fails before anything runs), under
+    the named `recipe` if one is given (it must cover every method of the sweep).
 
     An override applies to the cells whose method or task declares it (`eta` only to `gradreg`); a
     key that no cell declares is an error.
@@ -105,8 +107,9 @@ def plan(methods: Iterable[str], tasks: Iterable[str], seeds: Iterable[int], *, 
             used |= set(applicable)
             valid |= declared
             for seed in seeds:
-                cell = resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=applicable)
-                cells.append(SweepCell(method.name, task.name, seed, budget, steps, applicable, Path(out), cell.run_id))
+                cell = resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=applicable, recipe=recipe)
+                cells.append(SweepCell(method.name, task.name, seed, budget, steps, applicable, Path(out), cell.run_id,
+                                       recipe))
     unused = sorted(set(overrides) - used)
     if unused:
         raise StabenchError(f"no cell of this sweep has a hyperparameter `{unused[0]}`."
@@ -136,7 +139,8 @@ def run_cell(cell: SweepCell, options: CellOptions = CellOptions()) -> tuple[Swe
     for a failed run."""
     try:
         record = run(cell.method, cell.task, seed=cell.seed, budget=cell.budget, steps=cell.steps,
-                     overrides=cell.overrides, out=cell.out, progress=False, force=True, device=options.device,
+                     overrides=cell.overrides, recipe=cell.recipe, out=cell.out, progress=False, force=True,
+                     device=options.device,
                      spectrum=options.spectrum, threads=options.threads, spectrum_every=options.spectrum_every,
                      landscape=options.landscape)
     except StabenchError as error:
@@ -191,7 +195,8 @@ def _local(cells: list[SweepCell], workers: int, plugins: tuple[str, ...],
                 if result is None:
                     error = f"its worker process died without a result (exit code {process.exitcode})"
                     record_failure(resolve(cell.method, cell.task, seed=cell.seed, budget=cell.budget,
-                                           steps=cell.steps, overrides=cell.overrides), cell.out, error)
+                                           steps=cell.steps, overrides=cell.overrides, recipe=cell.recipe),
+                                   cell.out, error)
                     result = (cell, "failed", error)
                 yield result
     finally:

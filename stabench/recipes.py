@@ -1,0 +1,79 @@
+"""Named recipes: the settings a method's authors published for a task, chosen with `--recipe NAME`.
+
+Without a recipe every method runs under the task's shared protocol (the same networks and optimizer for
+all, plus the reference settings of `stabench.references`). A recipe replaces those reference settings
+with its own, for each method it covers, and may bring its own step budgets. The recipe's name is part
+of the run's identity and of its row label.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stabench.errors import StabenchError, did_you_mean
+from stabench.tasks.base import Budget
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """`settings` (task and training keys) for every method in `methods`, each with its own extra settings."""
+
+    name: str
+    task: str
+    methods: dict[str, dict[str, Any]] = field(hash=False)
+    settings: dict[str, Any] = field(hash=False)
+    source: str
+    budgets: dict[str, Budget] = field(default_factory=dict, hash=False)
+
+    def settings_for(self, method: str) -> dict[str, Any]:
+        return {**self.settings, **self.methods[method]}
+
+
+_RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(name: str, task: str, methods: dict[str, dict[str, Any]], source: str, *,
+                    settings: dict[str, Any] | None = None, budgets: dict[str, Budget] | None = None) -> Recipe:
+    """Add (or replace) recipe `name`: shared `settings` plus each method's own in `methods`, with its source."""
+    if not source:
+        raise StabenchError(f"recipe `{name}` needs a source (a paper or a script)")
+    if not methods:
+        raise StabenchError(f"recipe `{name}` names no method")
+    recipe = Recipe(name, task, {m: dict(s) for m, s in methods.items()}, dict(settings or {}), source,
+                    dict(budgets or {}))
+    _RECIPES[name] = recipe
+    return recipe
+
+
+def recipes() -> list[Recipe]:
+    return sorted(_RECIPES.values(), key=lambda r: r.name)
+
+
+def get_recipe(name: str, method: str, task: str) -> Recipe:
+    """Recipe `name`, checked to cover `method` on `task`, or a one-line error."""
+    if name not in _RECIPES:
+        raise StabenchError(f"recipe `{name}` doesn't exist.{did_you_mean(name, list(_RECIPES))} "
+                            "`stabench list recipes` shows them all")
+    recipe = _RECIPES[name]
+    if task != recipe.task or method not in recipe.methods:
+        raise StabenchError(f"recipe `{name}` is for {', '.join(recipe.methods)} on `{recipe.task}`, "
+                            f"not `{method}` on `{task}`")
+    return recipe
+
+
+GULRAJANI = "Gulrajani et al. 2017, gan_toy.py (igul222/improved_wgan_training)"
+# gan_toy.py: 3 hidden ReLU layers of 512 in G and D, He-uniform hidden and Glorot-uniform output weights,
+# z ~ N(0, I₂), batch 256, 5 critic steps per G step, 100,000 G iterations. The data stays mog's.
+register_recipe(
+    "gulrajani-toy", "mog",
+    methods={
+        "wgan-gp": {"gp_weight": 0.1, "n_critic": 5, "optimizer": "adam", "lr": 1e-4, "beta1": 0.5, "beta2": 0.9},
+        "wgan": {"clip": 0.01, "n_critic": 5, "optimizer": "rmsprop", "lr": 5e-5},
+    },
+    settings={"g_layers": 3, "d_layers": 3, "hidden": 512, "latent_dim": 2, "d_input_scale": 1.0, "init": "he",
+              "batch_size": 256},
+    source=GULRAJANI,
+    # On 2 CPU cores an iteration (5 critic steps and a G step on 512-wide networks) takes about 0.1 s.
+    budgets={"smoke": Budget(steps=100, eval_every=50), "quick": Budget(steps=5000, eval_every=250),
+             "paper": Budget(steps=100_000, eval_every=1000)},
+)
