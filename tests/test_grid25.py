@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from stabench.cell import resolve
+
 import stabench
 from stabench import records
 from stabench.hyperparams import defaults
@@ -30,13 +32,39 @@ def test_grid25_is_mogs_mixture_on_the_veegan_grid():
     assert GRID.budgets == mog.budgets and GRID.metric_directions == mog.metric_directions
 
 
-def test_mog_keeps_its_run_identity():
-    # run_id hashes these (stabench.cell): records made before the mixture class stay valid
+def test_mogs_defaults_are_the_reference_networks():
     assert (TASKS.get("mog").name, TASKS.get("mog").version) == ("mog", 1)
     assert defaults(MogParams) == {
         "batch_size": 512, "optimizer": "adam", "lr": 1e-4, "beta1": 0.5, "beta2": 0.999, "eps": 1e-8,
-        "std": 0.02, "latent_dim": 256, "hidden": 128, "init_gain": 0.8, "d_input_scale": 0.25,
-        "eval_samples": 2500, "n_modes": 8, "radius": 2.0}
+        "std": 0.02, "latent_dim": 256, "hidden": 128, "g_layers": 2, "d_layers": 1, "init": "orthogonal",
+        "init_gain": 0.8, "d_input_scale": 0.25, "eval_samples": 2500, "n_modes": 8, "radius": 2.0}
+    game = resolve("vanilla", "mog").build_game(torch.device("cpu"))
+    shapes = lambda network: [tuple(p.shape) for p in network.parameters()]  # noqa: E731
+    assert shapes(game.generator) == [(128, 256), (128,), (128, 128), (128,), (2, 128), (2,)]
+    assert shapes(game.discriminator) == [(128, 2), (128,), (1, 128), (1,)]
+
+
+def test_the_gulrajani_toy_recipe_builds_gan_toys_networks():
+    cell = resolve("wgan-gp", "mog", recipe="gulrajani-toy")
+    game = cell.build_game(torch.device("cpu"))
+    for network, inputs, outputs in ((game.generator, 2, 2), (game.discriminator, 2, 1)):
+        linear = [m for m in network.modules() if isinstance(m, torch.nn.Linear)]
+        assert [(m.in_features, m.out_features) for m in linear] == [(inputs, 512), (512, 512), (512, 512), (512, outputs)]
+        # He-uniform hidden weights: U(±√(6/fan_in)); Glorot-uniform output: U(±√(6/(fan_in + fan_out)))
+        for m in linear[:-1]:
+            bound = math.sqrt(6 / m.in_features)
+            assert m.weight.abs().max() <= bound and m.weight.abs().max() > 0.95 * bound
+        assert linear[-1].weight.abs().max() <= math.sqrt(6 / (512 + outputs))
+        assert all(float(m.bias.abs().max()) == 0.0 for m in linear)
+    assert game.discriminator[0].scale == 1.0
+    config = cell.config
+    assert (config["gp_weight"], config["n_critic"], config["lr"], config["beta1"], config["beta2"],
+            config["batch_size"]) == (0.1, 5, 1e-4, 0.5, 0.9, 256)
+    assert cell.steps == 5000 and cell.recipe == "gulrajani-toy"
+    clipped = resolve("wgan", "mog", recipe="gulrajani-toy").config
+    assert (clipped["optimizer"], clipped["lr"], clipped["clip"]) == ("rmsprop", 5e-5, 0.01)
+    assert cell.run_id != resolve("wgan-gp", "mog", overrides={
+        key: value for key, value in config.items() if key in resolve("wgan-gp", "mog").config}).run_id
 
 
 def test_one_centre_is_one_mode_with_kl_ln25_and_all_centres_are_25_with_kl_zero():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -26,7 +27,12 @@ class MixtureParams(TaskParams):
 
     std: float = hyperparameter(0.02, above=0)
     latent_dim: int = hyperparameter(256, at_least=1)
-    hidden: int = hyperparameter(128, at_least=1)
+    hidden: int = hyperparameter(128, at_least=1)  # width of every hidden layer of G and D
+    g_layers: int = hyperparameter(2, at_least=1)  # hidden ReLU layers of G
+    d_layers: int = hyperparameter(1, at_least=1)  # hidden ReLU layers of D
+    # orthogonal (the reference code, scaled by init_gain), or he: He-uniform hidden and Glorot-uniform output
+    # weights, as Gulrajani et al.'s gan_toy.py (init_gain unused); biases start at 0 either way
+    init: Literal["orthogonal", "he"] = "orthogonal"
     init_gain: float = hyperparameter(0.8, above=0)
     # the reference D sees x / 4, which maps the ring's radius 2 to 0.5
     d_input_scale: float = hyperparameter(0.25, above=0)
@@ -44,11 +50,26 @@ class ScaledInput(nn.Module):
         return x * self.scale
 
 
-def orthogonal_init(network: nn.Module, gain: float, generator: torch.Generator) -> nn.Module:
-    for module in network.modules():
-        if isinstance(module, nn.Linear):
-            nn.init.orthogonal_(module.weight, gain=gain, generator=generator)
-            nn.init.zeros_(module.bias)
+def mlp(inputs: int, hidden: int, layers: int, outputs: int) -> list[nn.Module]:
+    """`layers` hidden ReLU layers of width `hidden`, then a linear output."""
+    sizes = [inputs] + [hidden] * layers
+    modules: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes, sizes[1:]):
+        modules += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    return modules + [nn.Linear(sizes[-1], outputs)]
+
+
+def initialise(network: nn.Module, params, generator: torch.Generator) -> nn.Module:
+    """`params.init` on every linear layer of `network`, in order, from `generator`."""
+    linear = [module for module in network.modules() if isinstance(module, nn.Linear)]
+    for index, module in enumerate(linear):
+        if params.init == "orthogonal":
+            nn.init.orthogonal_(module.weight, gain=params.init_gain, generator=generator)
+        elif index < len(linear) - 1:
+            nn.init.kaiming_uniform_(module.weight, nonlinearity="relu", generator=generator)
+        else:
+            nn.init.xavier_uniform_(module.weight, generator=generator)
+        nn.init.zeros_(module.bias)
     return network
 
 
@@ -81,18 +102,9 @@ class GaussianMixture(Task):
 
     def build(self, params, seeds, device):
         init = torch.Generator().manual_seed(seeds.init)
-        generator = orthogonal_init(
-            nn.Sequential(
-                nn.Linear(params.latent_dim, params.hidden), nn.ReLU(),
-                nn.Linear(params.hidden, params.hidden), nn.ReLU(),
-                nn.Linear(params.hidden, 2),
-            ),
-            params.init_gain, init,
-        )
-        discriminator = orthogonal_init(
-            nn.Sequential(ScaledInput(params.d_input_scale), nn.Linear(2, params.hidden), nn.ReLU(), nn.Linear(params.hidden, 1)),
-            params.init_gain, init,
-        )
+        generator = initialise(nn.Sequential(*mlp(params.latent_dim, params.hidden, params.g_layers, 2)), params, init)
+        discriminator = initialise(
+            nn.Sequential(ScaledInput(params.d_input_scale), *mlp(2, params.hidden, params.d_layers, 1)), params, init)
         sampling = torch.Generator(device=device).manual_seed(seeds.data)
         centres = self.centres(params).float().to(device)
 
