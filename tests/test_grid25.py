@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from stabench.cell import resolve
 
 import stabench
 from stabench import records
+from stabench.cell import resolve
 from stabench.hyperparams import defaults
 from stabench.metrics import mode_metrics
 from stabench.seeds import Seeds
