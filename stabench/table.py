@@ -14,7 +14,7 @@ import pandas as pd
 from stabench.errors import StabenchError, did_you_mean
 from stabench.records import RunRecord, find_records
 
-IDENTITY = ["run_id", "method", "method_version", "task", "task_version", "seed", "budget", "steps_planned",
+IDENTITY = ["run_id", "method", "recipe", "method_version", "task", "task_version", "seed", "budget", "steps_planned",
             "steps_overridden", "status", "device", "threads", "data_source"]
 # Runs that differ in any of these measure different things: a leaderboard never pools them.
 GROUP = ["task", "task_version", "budget", "steps_planned", "steps_overridden", "data_source"]
@@ -132,10 +132,13 @@ def default_metrics(runs: pd.DataFrame, task: str) -> list[str]:
 
 
 def _variants(runs: pd.DataFrame) -> pd.Series:
-    """Each run's method, with the hyperparameters (and method version) that differ between that method's
-    runs appended: runs with different settings or code versions are different rows, never pooled."""
-    labels = runs["method"].copy()
-    for method, rows in runs.groupby("method"):
+    """Each run's method and its recipe (`wgan-gp [gulrajani-toy]`), with the hyperparameters (and method
+    version) that differ between the runs of that method and recipe appended: runs with different settings
+    or code versions are different rows, never pooled."""
+    recipes = runs["recipe"] if "recipe" in runs else pd.Series(None, index=runs.index, dtype=object)
+    named = runs["method"] + recipes.map(lambda recipe: f" [{recipe}]" if isinstance(recipe, str) else "")
+    labels = named.copy()
+    for method, rows in runs.assign(method=named).groupby("method"):
         config = rows[[c for c in rows if c.startswith("config.")]].copy()
         config.insert(0, "config.method_version", rows["method_version"])
         # a key missing from older records is a setting of its own, not a match for any value
