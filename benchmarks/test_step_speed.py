@@ -14,7 +14,7 @@ from stabench.runner import Trainer, make_context
 @pytest.mark.parametrize("method", METHODS.names())
 def test_iteration_on_mog(benchmark, method):
     cell = resolve(method, "mog", budget="quick")
-    game = cell.task.build(cell.task_params, cell.seeds, torch.device("cpu"))
+    game = cell.build_game(torch.device("cpu"))
     trainer = Trainer(cell, game, make_context(cell, game))
     trainer.step()  # first-call allocations out of the measurement
     benchmark.extra_info["threads"] = torch.get_num_threads()

@@ -273,19 +273,48 @@ def spectrum_text(report: dict, shown: int = 40) -> str:
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override any hyperparameter, e.g. eta=0.5; repeatable.")
 @click.option("--grid", is_flag=True,
-              help="The paper's Figure 3: gradreg with loss gan and wgan x eta in {0, 0.25, 0.5, 1}.")
+              help="The paper's Figure 3: gradreg with loss gan and wgan x eta in {0, 0.25, 0.5, 1}; on dirac, "
+                   "Mescheder et al. 2018's figure: every registered method from (1, 1).")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="PNG to write [default: phase_TASK_METHOD.png, or phase_TASK.png with --grid].")
 @click.option("--steps", default=3000, show_default=True, type=int, help="Gradient steps per trajectory.")
+@click.option("--resolution", default=21, show_default=True, type=int,
+              help="Points a side of the grid the field is evaluated on.")
 @plugin_option
-def phase(task, method, assignments, grid, out, steps, plugins):
+def phase(task, method, assignments, grid, out, steps, resolution, plugins):
     """Streamlines of METHOD's field in the plane of a two-parameter game, with gradient-step trajectories."""
     from stabench.phase import phase as draw_phase
 
     load_plugins(plugins)
     out = out or (f"phase_{task}.png" if grid else f"phase_{task}_{method}.png")
-    path = draw_phase(task, method, out, overrides=parse_assignments(assignments), grid=grid, steps=steps)
+    path = draw_phase(task, method, out, overrides=parse_assignments(assignments), grid=grid, steps=steps,
+                      resolution=resolution)
     click.echo(f"phase portrait: {path}")
+
+
+@cli.command()
+@click.option("--task", default="dirac", show_default=True, help="A task that reports steps_to_converge.")
+@click.option("--methods", default="all", show_default=True, help="Comma-separated methods, or all.")
+@click.option("--budget", default="quick", show_default=True, help="smoke, quick or paper.")
+@click.option("--steps", type=int, default=None, help="Override the budget's number of G steps.")
+@click.option("--out", default="results/runs", show_default=True, type=click.Path(file_okay=False),
+              help="Where the run records go (finished ones are reused) and, under TASK/, convergence.md.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@plugin_option
+def convergence(task, methods, budget, steps, out, quiet, plugins):
+    """Every method under both schedules from the task's start: does it reach the equilibrium, and should it?"""
+    from stabench.convergence import convergence_table
+    from stabench.sweep import parse_names
+
+    load_plugins(plugins)
+    try:
+        table = convergence_table(task, parse_names(methods, METHODS), budget, steps=steps, out=out,
+                                  progress=not quiet)
+    except KeyboardInterrupt:
+        click.echo("stabench: convergence interrupted; run the same command again to resume", err=True)
+        sys.exit(130)
+    click.echo(table.markdown, nl=False)
+    click.echo(f"wrote {table.path}")
 
 
 @cli.command()

@@ -54,10 +54,15 @@ def compare_samples(real, fake, path: Path, title: str) -> None:
     figure.savefig(path, dpi=120)
 
 
-def phase_portraits(panels, path: Path, columns: int) -> None:
-    """Streamlines of each panel's field, its gradient-step trajectories (red) and equilibrium (star)."""
+NOTE_HEIGHT = 0.4  # inches under the panels for a figure's note
+
+
+def phase_portraits(panels, path: Path, columns: int, note: str = ""):
+    """Streamlines of each panel's field, its gradient-step trajectories (red) and equilibrium (star),
+    `note` under them; returns the Figure (one visible Axes per panel)."""
     rows = -(-len(panels) // columns)
-    figure, grid = subplots(rows, columns, figsize=(3.3 * columns, 3.3 * rows), squeeze=False)
+    below = NOTE_HEIGHT if note else 0.0
+    figure, grid = subplots(rows, columns, figsize=(3.3 * columns, 3.3 * rows + below), squeeze=False)
     for axes, panel in zip(grid.flat, panels):
         axes.streamplot(panel.d_axis, panel.g_axis, panel.field[0], panel.field[1], color="tab:blue",
                         density=1.0, linewidth=0.6, arrowsize=0.8)
@@ -74,10 +79,13 @@ def phase_portraits(panels, path: Path, columns: int) -> None:
         axes.set_title(panel.title, fontsize=9)
     grid.flat[0].legend(loc="lower right", fontsize=6)
     for axes in list(grid.flat)[len(panels):]:
-        axes.set_visible(False)
-    figure.tight_layout()
+        axes.remove()  # no empty frames: the figure's axes are the panels
+    if note:
+        figure.text(0.01, 0.005, note, fontsize=7, va="bottom", ha="left", wrap=True)
+    figure.tight_layout(rect=(0, below / figure.get_figheight(), 1, 1))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
+    return figure
 
 
 def save_grid(images, path: Path, title: str, nrow: int = 10) -> None:
