@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import shutil
 import sys
 import warnings
 
@@ -10,6 +11,7 @@ import click
 from stabench.errors import StabenchError, interrupt
 from stabench.hyperparams import defaults, parse_assignments
 from stabench.methods import METHODS
+from stabench.recipes import recipes
 from stabench.records import to_json
 from stabench.references import reference, references_of
 from stabench.registry import load_plugins
@@ -47,6 +49,7 @@ def cli():
 @click.option("--steps", type=int, default=None, help="Override the budget's number of G steps.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override any hyperparameter (method, task or training); repeatable.")
+@click.option("--recipe", default=None, help="Train at a named recipe's settings (`stabench list recipes`).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--out", default="results/runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print run.json instead of the summary.")
@@ -63,7 +66,7 @@ def cli():
 @click.option("--force", is_flag=True,
               help="Train again even if a finished record of this cell exists (replaced only by a finished attempt).")
 @plugin_option
-def run(method, task, seed, budget, steps, assignments, device, out, as_json, quiet, no_spectrum, threads,
+def run(method, task, seed, budget, steps, assignments, recipe, device, out, as_json, quiet, no_spectrum, threads,
         spectrum_every, checkpoints, landscape, force, plugins):
     """Train METHOD on TASK for one seed and write its run record."""
     from stabench.runner import run as run_cell
@@ -71,7 +74,7 @@ def run(method, task, seed, budget, steps, assignments, device, out, as_json, qu
     load_plugins(plugins)
     try:
         record = run_cell(method, task, seed=seed, budget=budget, steps=steps,
-                          overrides=parse_assignments(assignments), device=device, out=out,
+                          overrides=parse_assignments(assignments), recipe=recipe, device=device, out=out,
                           progress=not (quiet or as_json), spectrum=not no_spectrum, force=force, threads=threads,
                           spectrum_every=spectrum_every, checkpoints=checkpoints, landscape=landscape)
     except KeyboardInterrupt as stop:
@@ -118,6 +121,7 @@ def summary(record) -> str:
 @click.option("--steps", type=int, default=None, help="Override every budget's number of G steps.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override a hyperparameter in every cell that declares it; repeatable.")
+@click.option("--recipe", default=None, help="Every cell at a named recipe's settings (`stabench list recipes`).")
 @click.option("--workers", type=int, default=None,
               help="Local worker processes [default: cores / threads].")
 @click.option("--threads", type=int, default=None,
@@ -132,8 +136,8 @@ def summary(record) -> str:
 @click.option("--no-spectrum", is_flag=True, help="Skip the Jacobian spectrum at the end of each run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @plugin_option
-def sweep(methods, tasks, seeds, budget, steps, assignments, workers, threads, spectrum_every, landscape, backend,
-          address, device, out, no_spectrum, quiet, plugins):
+def sweep(methods, tasks, seeds, budget, steps, assignments, recipe, workers, threads, spectrum_every, landscape,
+          backend, address, device, out, no_spectrum, quiet, plugins):
     """Run every (method, task, seed) cell; finished cells under --out are skipped, so a rerun resumes."""
     from stabench import sweep as sweeps
 
@@ -142,7 +146,7 @@ def sweep(methods, tasks, seeds, budget, steps, assignments, workers, threads, s
         raise StabenchError(f"`--workers` must be at least 1, got {workers}")
     cells = sweeps.plan(sweeps.parse_names(methods, METHODS), sweeps.parse_names(tasks, TASKS),
                         sweeps.parse_seeds(seeds), budget=budget, steps=steps,
-                        overrides=parse_assignments(assignments), out=out)
+                        overrides=parse_assignments(assignments), out=out, recipe=recipe)
     try:
         report = sweeps.sweep(cells, workers=workers, backend=backend, address=address, plugins=plugins,
                               device=device, spectrum=not no_spectrum, progress=not quiet, threads=threads,
@@ -190,12 +194,30 @@ def publish(results, destination, command, plugins):
 
 
 @cli.command(name="list")
-@click.argument("what", type=click.Choice(["methods", "tasks"]))
+@click.argument("what", type=click.Choice(["methods", "tasks", "recipes"]))
 @click.option("--task", default=None, help="With `methods`: show the defaults that apply on this task.")
+@click.option("--verbose", "-v", is_flag=True, help="With `methods`: each method's defaults and reference settings.")
 @plugin_option
-def list_entries(what, task, plugins):
-    """List registered methods or tasks with their descriptions and defaults."""
+def list_entries(what, task, verbose, plugins):
+    """List registered methods (one line each; --verbose or --task for their settings), tasks or recipes."""
     load_plugins(plugins)
+    if what == "recipes":
+        for recipe in recipes():
+            budgets = ", ".join(f"{name} {b.steps} steps" for name, b in recipe.budgets.items()) or "the task's"
+            click.echo(f"{recipe.name}  (on {recipe.task}; budgets: {budgets})\n    source: {recipe.source}")
+            if recipe.settings:
+                click.echo(f"    every method: {_assignments(recipe.settings)}")
+            for method, settings in recipe.methods.items():
+                click.echo(f"    {method}: {_assignments(settings)}")
+        return
+    if what == "methods" and not (verbose or task):
+        width = shutil.get_terminal_size((100, 24)).columns
+        names = max(len(entry.name) for entry in METHODS)
+        for entry in METHODS:
+            line = f"{entry.name:<{names}}  {entry.source or entry.description}"
+            click.echo(line if len(line) <= width else line[:width - 1] + "…")
+        click.echo("(`stabench list methods --verbose` or `--task TASK` for descriptions and settings)")
+        return
     if what == "tasks":
         for entry in TASKS:
             budgets = ", ".join(f"{name} {b.steps} steps" for name, b in entry.budgets.items())

@@ -431,7 +431,7 @@ def test_list_methods_shows_every_method_with_its_defaults_on_a_task(invoke):
 
 
 def test_list_methods_without_a_task_shows_each_tasks_reference_settings(invoke):
-    output = invoke("list", "methods").output
+    output = invoke("list", "methods", "--verbose").output
     assert "    on mog: optimizer=rmsprop lr=5e-05  [the original WGAN recipe" in output
     assert ("    on mog: gp_weight=0.1 n_critic=5 beta1=0.5 beta2=0.9  "
             "[the WGAN-GP toy script (igul222/improved_wgan_training, gan_toy.py)]\n") in output

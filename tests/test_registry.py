@@ -50,8 +50,11 @@ def test_cli_unknown_task_is_one_line_and_exit_2(invoke):
     assert result.stderr.strip() == "stabench: error: unknown task `mgo`. Did you mean `mog`? See `stabench list tasks`."
 
 
-def test_cli_lists_methods_with_descriptions_and_defaults(invoke):
-    result = invoke("list", "methods")
+def test_cli_lists_methods_one_line_each_within_the_terminal_and_verbose_with_settings(invoke):
+    lines = invoke("list", "methods").output.splitlines()
+    assert len(lines) == len(METHODS.names()) + 1 and all(len(line) <= 100 for line in lines)
+    assert any(line.split() == ["vanilla", "Goodfellow", "et", "al.", "2014"] for line in lines)
+    result = invoke("list", "methods", "--verbose")
     assert result.exit_code == 0
     assert "gradreg  (version 1)\n    gradient-regularized GAN" in result.output
     assert "eta=0.5" in result.output
