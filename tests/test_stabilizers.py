@@ -288,6 +288,16 @@ def pair(real, imaginary_squared):
     return by_real_part(np.array([real + root, real - root]))
 
 
+@pytest.mark.parametrize("k", [1, 5, 10, 15])
+def test_dirac_gan_unrolled_is_gradreg_with_eta_k_times_the_lr(k):
+    """Linearised, k SGD steps of D (lr α, no optimizer state at the equilibrium) move ψ by -kαf'(0)θ, and G's
+    gradient through them adds 2kαf'(0)²θ: J = [[0, -a], [a, -2kαa²]], gradreg's with η = kα."""
+    a, alpha = 0.5, 0.1
+    spectrum = dirac_eigenvalues(f"unrolled{k}", {})
+    eta = k * alpha
+    np.testing.assert_allclose(spectrum.eigenvalues, pair(-eta * a**2, eta**2 * a**4 - a**2), atol=1e-12)
+
+
 @pytest.mark.parametrize("loss, a", [("gan", 0.5), ("wgan", 1.0)])
 @pytest.mark.parametrize("name, overrides, expected", [
     ("r1", {"gamma": 0.3}, lambda a: pair(-0.15, 0.15**2 - a**2)),
