@@ -196,8 +196,8 @@ def test_classifier_training_is_deterministic_and_a_damaged_cache_is_retrained(t
 
 
 def test_reference_settings_and_budgets():
-    cell = resolve("gradreg", "stacked-mnist", budget="paper")
-    assert cell.method_params.eta == 5e-6
+    cell = resolve("gradreg-ns", "stacked-mnist", budget="paper")
+    assert (cell.method_params.eta, cell.method_params.nonsaturating) == (5e-6, True)
     assert (cell.task_params.lr, cell.task_params.beta1, cell.task_params.beta2) == (2e-4, 0.5, 0.999)
     assert cell.task_params.eval_samples == 26_000 and cell.steps >= 20_000
     smoke = resolve("vanilla", "stacked-mnist", budget="smoke")
