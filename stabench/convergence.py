@@ -62,6 +62,9 @@ DIRAC_CLAIMS = {
     "optimistic-adam": Claim(CONVERGES, UNKNOWN, "with the task's SGD it is optimistic gradient descent "
                                                  "(Daskalakis et al. 2018, simultaneous steps)"),
     "lookahead": Claim(CONVERGES, UNKNOWN, "Chavdarova et al. 2021 on bilinear games (simultaneous steps)"),
+    **{f"unrolled{k}": Claim(CONVERGES, CONVERGES, f"theory: with SGD, {k} unrolled step{'s make' if k > 1 else ' makes'} "
+                                                   f"gradreg's Jacobian at (0, 0) with η = {k} × lr")
+       for k in (1, 5, 10, 15)},
 }
 CLAIMS = {"dirac": DIRAC_CLAIMS}
 NO_CLAIM = Claim(UNKNOWN, UNKNOWN, "")
