@@ -167,25 +167,31 @@ def sweep(methods, tasks, seeds, budget, steps, assignments, recipe, workers, th
 @click.option("--task", default=None, help="One task [default: every task with runs].")
 @click.option("--metric", "metrics", multiple=True, help="Metrics to show [default: the task's]; repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "html", "latex"]), default="md", show_default=True)
+@click.option("--aggregate", is_flag=True,
+              help="IQM and P(improvement over vanilla) over the mode-coverage tasks (mog, grid25, stacked-mnist), "
+                   "per budget.")
 @plugin_option
-def table(results, task, metrics, fmt, plugins):
-    """Leaderboard per task: mean and 95% bootstrap interval over seeds, best method marked."""
-    from stabench.table import load_runs, render
+def table(results, task, metrics, fmt, aggregate, plugins):
+    """Leaderboard per task: mean and 95% BCa bootstrap interval over seeds, best method marked."""
+    from stabench.table import load_runs, render, render_aggregates
 
     load_plugins(plugins)
-    click.echo(render(load_runs(results), task, list(metrics) or None, fmt), nl=False)
+    if aggregate and (task or metrics):
+        raise StabenchError("`--aggregate` takes no --task or --metric: it covers every mode-coverage task")
+    runs = load_runs(results)
+    click.echo(render_aggregates(runs, fmt) if aggregate else render(runs, task, list(metrics) or None, fmt), nl=False)
 
 
 @cli.command()
 @click.option("--results", default="results/runs", show_default=True, type=click.Path(file_okay=False),
               help="Folder of run records (searched recursively).")
 @click.option("--to", "destination", default="results", show_default=True, type=click.Path(file_okay=False),
-              help="Where LEADERBOARD.md, leaderboard.csv and figures/ go.")
+              help="Where LEADERBOARD.md, leaderboard.csv, aggregate.csv, figures/, records/ and site/ go.")
 @click.option("--command", "command", default=None,
               help="The command that made the runs, quoted in LEADERBOARD.md.")
 @plugin_option
 def publish(results, destination, command, plugins):
-    """Write the leaderboard (markdown and csv) and its figures."""
+    """Write the leaderboard (Markdown, CSV, a web page), its figures and the records behind it."""
     from stabench.publish import publish as write_leaderboard
 
     load_plugins(plugins)

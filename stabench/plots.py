@@ -109,3 +109,50 @@ def path_angle_axes(axes) -> None:
     axes.axhline(0.0, color="grey", linewidth=0.5)
     bottom, top = axes.get_ylim()
     axes.set_ylim(-max(abs(bottom), abs(top)), max(abs(bottom), abs(top)))
+
+
+def interval_plot(labels, values, lows, highs, xlabel: str, title: str, reference: float | None = None,
+                  limits: tuple[float, float] = (0.0, 1.0)):
+    """A point and its interval bar for each of `labels`, one row each from the top; a dotted vertical line at
+    `reference` (no difference) where given; returns the Figure. A missing bound draws the point alone."""
+    import numpy as np
+
+    values, lows, highs = (np.asarray(a, dtype=float) for a in (values, lows, highs))
+    figure, axes = subplots(figsize=(6, 0.9 + 0.32 * len(labels)))
+    rows = np.arange(len(labels))[::-1]
+    has = np.isfinite(lows) & np.isfinite(highs)
+    axes.hlines(rows[has], lows[has], highs[has], color="tab:blue", linewidth=2.5, alpha=0.5)
+    axes.plot(values, rows, "o", color="tab:blue", markersize=5)
+    if reference is not None:
+        axes.axvline(reference, color="black", linestyle=":", linewidth=0.8)
+    axes.set_yticks(rows, labels, fontsize=8)
+    axes.set_ylim(-0.7, len(labels) - 0.3)
+    margin = 0.03 * (limits[1] - limits[0])  # a point at a limit (P = 1) drawn whole
+    axes.set_xlim(limits[0] - margin, limits[1] + margin)
+    axes.set_xlabel(xlabel)
+    axes.set_title(title, fontsize=9)
+    axes.grid(True, axis="x", linewidth=0.3, alpha=0.5)
+    figure.tight_layout()
+    return figure
+
+
+def profile_plot(thresholds, curves: dict, xlabel: str, title: str):
+    """Performance profiles (Agarwal et al. 2021): for each label of `curves`, (share, low, high) against
+    `thresholds`: the share of runs scoring above τ as a step line, its interval shaded; returns the Figure."""
+    from matplotlib import rcParams
+
+    colours = rcParams["axes.prop_cycle"].by_key()["color"]
+    figure, axes = subplots(figsize=(6.5, 4.5))
+    for index, (label, (share, low, high)) in enumerate(curves.items()):
+        colour = colours[index % len(colours)]
+        axes.step(thresholds, share, where="post", color=colour, linewidth=1.4, label=label)
+        axes.fill_between(thresholds, low, high, step="post", color=colour, alpha=0.15, linewidth=0)
+    axes.set_xlim(thresholds[0], thresholds[-1])
+    axes.set_ylim(0.0, 1.02)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("share of runs with score > τ")
+    axes.set_title(title, fontsize=9)
+    axes.grid(True, linewidth=0.3, alpha=0.5)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    figure.tight_layout()
+    return figure

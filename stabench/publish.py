@@ -1,27 +1,36 @@
-"""`stabench publish`: the leaderboard as Markdown and CSV, with its figures."""
+"""`stabench publish`: the leaderboard as Markdown, CSV and a web page, with its figures and the records
+behind every number."""
 from __future__ import annotations
 
 import hashlib
 import math
+import platform
 import re
+import shlex
+import shutil
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
+from stabench import stats
 from stabench.errors import StabenchError
-from stabench.plots import path_angle_axes, subplots
-from stabench.records import (CURVE_FILE, PATH_ANGLE_FILE, SAMPLES_FILE, SPECTRUM_FILE, TRACK_FILE, read_rows,
-                              write_file_atomically)
-from stabench.table import csv_text, escape_markdown, format_table, groups, leaderboards, load_runs, long_table
+from stabench.plots import interval_plot, path_angle_axes, profile_plot, subplots
+from stabench.records import (CURVE_FILE, PATH_ANGLE_FILE, RUN_FILE, SAMPLES_FILE, SPECTRUM_FILE, TRACK_FILE, read_rows,
+                              write_atomically, write_file_atomically)
+from stabench.site import Link, aggregate_section, code, leaderboard_section, page
+from stabench.site import escape as site_escape
+from stabench.table import (Aggregate, aggregates, csv_text, escape_markdown, format_aggregate, format_table, groups,
+                            aggregate_long, leaderboards, load_runs, long_table)
 
-NOTE = ("Each metric: the mean over seeds [its 95% bootstrap confidence interval]; ↑ larger is better, ↓ smaller "
-        "is better; the best method in bold. `diverged or failed`: the share of runs that went non-finite or "
-        "raised (runs interrupted by a person are left out). Failed runs have no metrics; diverged runs are evaluated as "
-        "they stopped. (k/n): only k of n "
-        "runs have a value. `wall s`: seconds of training, evaluation excluded. Runs of different task versions, "
-        "budgets, step counts or data are never pooled: each such group has its own table.")
+NOTE = ("Each metric: the mean over seeds [its 95% BCa bootstrap confidence interval]; ↑ larger is better, ↓ "
+        "smaller is better; the best method in bold. `diverged or failed`: the share of runs that went non-finite or "
+        "raised (runs interrupted by a person are left out). Failed runs have no metrics; diverged runs are evaluated "
+        "as they stopped. (k/n): only k of n runs have a value. `wall s`: seconds of training, evaluation excluded. "
+        "A mark on a cell (†, ‡, §) is explained under its table. Runs of different task versions, budgets, step "
+        "counts or data are never pooled: each such group has its own table.")
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -335,11 +344,28 @@ FIGURES = [("samples", "final samples", samples_grid), ("spectrum", "eigenvalues
            ("phases", "eigenvalues of the Jacobian at the start, middle and end of training", phases_plot)]
 
 
-def _seen(runs: pd.DataFrame) -> str:
+def _versions(runs: pd.DataFrame) -> str:
     devices = ", ".join(f"{device} ({count} runs)" for device, count in runs.device.value_counts().items())
     versions = ", ".join(f"{column[len('versions.'):]} {' / '.join(sorted(runs[column].dropna().astype(str).unique()))}"
                          for column in runs if column.startswith("versions."))
-    return escape_markdown(f"Devices: {devices}. Versions: {versions or 'not recorded'}.")
+    return f"Devices: {devices}. Versions: {versions or 'not recorded'}."
+
+
+def _seen(runs: pd.DataFrame) -> str:
+    return escape_markdown(_versions(runs))
+
+
+def publisher_versions() -> str:
+    """The versions of what made the tables and figures (not the runs): stabench and its statistics stack."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = [f"python {platform.python_version()}"]
+    for package in ("stabench", "numpy", "scipy", "pandas", "matplotlib"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package} not installed as a package")
+    return ", ".join(found)
 
 
 def slugs(names: list[str]) -> dict[str, str]:
@@ -351,29 +377,145 @@ def slugs(names: list[str]) -> dict[str, str]:
             for name, slug in plain.items()}
 
 
+RECORDS, SITE = "records", "site"
+COPIED = (RUN_FILE, CURVE_FILE)  # the evidence behind a number; never state.pt, checkpoints or pictures
+_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
+def _component(name: str) -> str:
+    """`name` as one folder name: itself where it is plain, else its plain characters and a short hash (a
+    method named `../x` or `.hidden` from a shared record stays inside the folder and stays readable)."""
+    if _SAFE.fullmatch(name):
+        return name
+    plain = re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip(".-") or "x"
+    return f"{plain}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
+
+
+def record_folder(task: str, method: str, run_id: str) -> PurePosixPath:
+    """Where a run's published record lies under `records/`: `<task>/<method>/<run_id>`."""
+    return PurePosixPath(_component(task), _component(method), _component(run_id))
+
+
+def copy_records(runs: pd.DataFrame, to) -> Path:
+    """Copy `COPIED` of each run of `runs` (as `load_runs` reads them) to `to/<task>/<method>/<run_id>/`,
+    replacing `to` whole and at once: it holds exactly these runs, so `load_runs(to)` gives the same tables."""
+    def fill(folder: Path):
+        for task, method, run_id, path in runs[["task", "method", "run_id", "path"]].itertuples(index=False):
+            target = folder / record_folder(task, method, run_id)
+            target.mkdir(parents=True)
+            for name in COPIED:
+                if (Path(path) / name).is_file():
+                    shutil.copyfile(Path(path) / name, target / name)
+
+    return write_atomically(Path(to), fill)
+
+
+THRESHOLDS = np.linspace(0.0, 1.0, 101)
+SCORE = "score: the share of the task's modes captured"
+
+
+def aggregate_figures(aggregate: Aggregate, stem: str, folder: Path) -> list[tuple[str, Path]]:
+    """The interquartile means, the probabilities of improvement over the baseline (where there is one) and
+    the performance profiles of an aggregate, as (caption, path) of each file written."""
+    table, title = aggregate.table, literal(aggregate.name)
+    labels = [literal(method) for method in table.method]
+    drawn = [("interquartile mean of the scores, 95% interval", "iqm",
+              interval_plot(labels, table.iqm, table.iqm_low, table.iqm_high, f"IQM of the {SCORE}", title))]
+    others = table[table.method != aggregate.baseline]
+    if aggregate.baseline and len(others):
+        caption = f"probability of improvement over {aggregate.baseline}, 95% interval"
+        drawn.append((caption, "improvement", interval_plot(
+            [literal(method) for method in others.method], others.improvement, others.improvement_low,
+            others.improvement_high, literal(f"P(method > {aggregate.baseline})"), title, reference=0.5)))
+    curves = {literal(method): stats.performance_profile(scores, THRESHOLDS)
+              for method, scores in aggregate.scores.items()}
+    drawn.append(("performance profiles: the share of runs scoring above τ, 95% band", "profile",
+                  profile_plot(THRESHOLDS, curves, f"τ ({SCORE})", title)))
+    written = []
+    for caption, kind, figure in drawn:
+        path = folder / f"{kind}_{stem}.png"
+        _save(figure, path)
+        written.append((caption, path))
+    return written
+
+
+def _record_links(group: pd.DataFrame) -> dict[str, list[Link]]:
+    """Links from each row (method label) of a group's table to its runs' records, from the page's folder."""
+    links = {}
+    for variant, rows in group.sort_values("seed").groupby("variant"):
+        links[variant] = [Link(str(seed), f"../{RECORDS}/{quote(str(record_folder(task, method, run_id)))}/{RUN_FILE}",
+                               f"seed {seed}, {status}")
+                          for seed, status, task, method, run_id in rows[["seed", "status", "task", "method",
+                                                                          "run_id"]].itertuples(index=False)]
+    return links
+
+
+def _preamble(runs: pd.DataFrame, results_dir, to: Path, command: str | None, again: str) -> str:
+    """The top of the web page: where the runs come from, the exact commands, the versions, how to read it."""
+    made = f"stabench publish --results {shlex.quote(str(results_dir))} --to {shlex.quote(str(to))}"
+    return (f"<p>{len(runs)} runs from <code>{site_escape(results_dir)}</code>. {site_escape(_versions(runs))}</p>\n"
+            + (f"<p>The runs were made by:</p>\n<pre>{site_escape(command)}</pre>\n" if command else "")
+            + f"<p>This page was made by:</p>\n<pre>{site_escape(made)}</pre>\n"
+            f"<p>with {site_escape(publisher_versions())}. Every table again, from the published records (the "
+            "run.json and curve.csv of each run, linked from each row):</p>\n"
+            f"<pre>{site_escape(again)}\n{site_escape(again)} --aggregate</pre>\n<p>{code(NOTE)}</p>\n")
+
+
 def publish(results_dir="results/runs", to="results", command: str | None = None) -> list[Path]:
-    """Write `to`/LEADERBOARD.md, `to`/leaderboard.csv (long: a row per group, method and metric) and the
-    figures under `to`/figures/ from the run records under `results_dir`; return the paths written."""
+    """Publish the run records under `results_dir` into `to`: their run.json and curve.csv under `to`/records/
+    (see `copy_records`), and from those copies LEADERBOARD.md, leaderboard.csv (long: a row per group, method
+    and metric), aggregate.csv (`table.aggregates`), the figures under `to`/figures/ and the web page
+    `to`/site/index.html; returns the paths written (the records as one folder).
+
+    The tables are made from the published copies, so `stabench table --results <to>/records` prints them
+    again; figures read the runs' other artifacts where they are.
+    """
     runs = load_runs(results_dir)
     if runs.empty:
         raise StabenchError(f"no run records under `{results_dir}`; train some with `stabench run` or `stabench sweep`")
     to = Path(to)
-    (to / "figures").mkdir(parents=True, exist_ok=True)
-    tables = leaderboards(runs)
+    for folder in ("figures", SITE):
+        (to / folder).mkdir(parents=True, exist_ok=True)
+    records = copy_records(runs, to / RECORDS)
+    published = load_runs(records)
+    tables, found = leaderboards(published), aggregates(published)
+    again = f"stabench table --results {shlex.quote(str(to / RECORDS))}"
     lines = ["# stabench leaderboard", ""]
     if command:
         lines += ["Produced by:", "", "```bash", command, "```", ""]
-    lines += [f"{len(runs)} runs from `{results_dir}`. {_seen(runs)}", "", NOTE, ""]
-    written = []
+    lines += [f"{len(runs)} runs from `{results_dir}`. {_seen(runs)}", "",
+              f"The web page: [{SITE}/index.html]({SITE}/index.html). The records behind every number (run.json and "
+              f"curve.csv of each run): [{RECORDS}/]({RECORDS}/); `{again}` prints every table below again, "
+              f"`{again} --aggregate` the aggregates.", "", NOTE, ""]
+    sections, written = [], []
+    aggregate_stems = slugs(list(found))
+    for name, aggregate in found.items():
+        figures = aggregate_figures(aggregate, aggregate_stems[name], to / "figures")
+        written += [path for _, path in figures]
+        lines += [f"## {escape_markdown(name)}", "", format_aggregate(aggregate, "md"), "",
+                  *(line for caption, path in figures for line in (f"![{caption}](figures/{path.name})", ""))]
+        sections.append(aggregate_section(aggregate, [(caption, f"../figures/{path.name}")
+                                                      for caption, path in figures]))
     grouped = {name: group for task in sorted(set(runs.task)) for name, group in groups(runs, task).items()}
     stems = slugs(list(grouped))
     for name, group in grouped.items():
         lines += [f"## {escape_markdown(name)}", "", format_table(tables[name], "md"), ""]
+        figures = []
         for kind, caption, draw in FIGURES:
             path = to / "figures" / f"{kind}_{stems[name]}.png"
             if draw(group, f"{name}\n{caption}", path):
                 written.append(path)
+                figures.append((caption, f"../figures/{path.name}"))
                 lines += [f"![{caption}](figures/{path.name})", ""]
+        sections.append(leaderboard_section(name, tables[name], _record_links(group), figures))
     _write_text(to / "LEADERBOARD.md", "\n".join(lines))
     _write_text(to / "leaderboard.csv", csv_text(long_table(tables)))
-    return [to / "LEADERBOARD.md", to / "leaderboard.csv", *written]
+    outputs = [to / "LEADERBOARD.md", to / "leaderboard.csv"]
+    if found:
+        _write_text(to / "aggregate.csv", csv_text(aggregate_long(found)))
+        outputs.append(to / "aggregate.csv")
+    else:
+        (to / "aggregate.csv").unlink(missing_ok=True)  # an earlier publish's, of runs no longer published
+    preamble = _preamble(runs, results_dir, to, command, again)
+    _write_text(to / SITE / "index.html", page("stabench leaderboard", preamble, sections))
+    return [*outputs, to / SITE / "index.html", records, *written]

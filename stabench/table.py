@@ -1,16 +1,20 @@
 """Run records as one tidy DataFrame, and leaderboards over it: per method, the mean of each metric
-over seeds with a bootstrap confidence interval, within groups of runs that are comparable."""
+over seeds with a bootstrap confidence interval, within groups of runs that are comparable; and the
+aggregate over the mode-coverage tasks (interquartile mean, probability of improvement over vanilla).
+Every number is computed from the records alone (they store the metric directions)."""
 from __future__ import annotations
 
 import html
 import math
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from stabench import stats
 from stabench.errors import StabenchError, did_you_mean
 from stabench.records import RunRecord, find_records
 
@@ -19,8 +23,9 @@ IDENTITY = ["run_id", "method", "recipe", "method_version", "task", "task_versio
 # Runs that differ in any of these measure different things: a leaderboard never pools them.
 GROUP = ["task", "task_version", "budget", "steps_planned", "steps_overridden", "data_source"]
 LONG = [*GROUP, "method", "seeds", "diverged_or_failed", "wall_seconds", "steps_per_second",
-        "metric", "direction", "mean", "low", "high", "n", "best", "undefined"]
+        "metric", "direction", "mean", "low", "high", "interval", "n", "best", "undefined"]
 FORMATS = ("md", "csv", "html", "latex")
+MIN_SEEDS = 5  # a cell with fewer seeds is marked ‡: its interval is a rough guide at best
 # `m_last5`: the mean of metric `m` over a run's last 5 evaluations. Where a task declares both, its table
 # shows the mean by default: one snapshot of an oscillating GAN says little.
 SMOOTHED = re.compile(r"_last(\d+)$")
@@ -75,18 +80,6 @@ def load_runs(path) -> pd.DataFrame:
                       f"at {', '.join(first.path)}); keeping the latest copy of each", stacklevel=2)
     frame = frame.sort_values("started_at", na_position="first").drop_duplicates("run_id", keep="last")
     return frame.sort_values(["task", "method", "seed"]).reset_index(drop=True)
-
-
-def bootstrap_ci(values, confidence: float = 0.95, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `values` (one per seed, no NaN)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    draws = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
-    means = values[draws].mean(axis=1)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
-    return float(low), float(high)
 
 
 def _plain(value):
@@ -182,8 +175,9 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
 
     A row per method (variant); columns `method, seeds, diverged_or_failed`, then for each metric `m`
     (`metrics`, by default each group's `default_metrics`): `m` (mean over seeds), `m_low`, `m_high` (95%
-    bootstrap CI), `m_n` (seeds with a value; failed runs have none), `m_best` (best mean by the task's
-    direction), `m_undefined` (seeds whose value is, at least in part, set by convention where `m` is
+    bootstrap CI, see `stats.mean_interval`), `m_interval` (how it was made: BCa, percentile where BCa is
+    undefined, None below two values), `m_n` (seeds with a value; failed runs have none), `m_best` (best mean by
+    the task's direction), `m_undefined` (seeds whose value is, at least in part, set by convention where `m` is
     undefined: their record's `m_defined`, the share of evaluations at which it was measured, is below 1),
     then `wall_seconds, steps_per_second` (means over runs that did not fail). `attrs` holds `group`,
     `metrics` and `directions`.
@@ -205,13 +199,14 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
             for metric in shown:
                 column, defined = f"metrics.{metric}", f"metrics.{metric}_defined"
                 values = ran[column].dropna().to_numpy(float) if column in ran else np.array([])
-                low, high = bootstrap_ci(values) if len(values) else (math.nan, math.nan)
-                mean = float(values.mean()) if len(values) else math.nan
+                estimate = stats.mean_interval(values) if len(values) else stats.Estimate(math.nan, math.nan,
+                                                                                           math.nan, None)
                 undefined = 0
                 if {column, defined} <= set(ran):
                     undefined = int((ran.loc[ran[column].notna(), defined] < 1).sum())
-                row |= {metric: mean, f"{metric}_low": low, f"{metric}_high": high, f"{metric}_n": len(values),
-                        f"{metric}_best": False, f"{metric}_undefined": undefined}
+                row |= {metric: estimate.value, f"{metric}_low": estimate.low, f"{metric}_high": estimate.high,
+                        f"{metric}_interval": estimate.method, f"{metric}_n": len(values), f"{metric}_best": False,
+                        f"{metric}_undefined": undefined}
             rows.append(row | {"wall_seconds": _mean(ran, "timing.wall_seconds"),
                                "steps_per_second": _mean(ran, "timing.steps_per_second")})
         table = pd.DataFrame(rows)
@@ -232,7 +227,7 @@ def long_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         for m in table.attrs["metrics"]:
             parts.append(base.assign(**table.attrs["group"], metric=m, direction=table.attrs["directions"].get(m),
                                      mean=table[m], low=table[f"{m}_low"], high=table[f"{m}_high"],
-                                     n=table[f"{m}_n"], best=table[f"{m}_best"],
+                                     interval=table[f"{m}_interval"], n=table[f"{m}_n"], best=table[f"{m}_best"],
                                      undefined=table[f"{m}_undefined"]))
     return pd.concat(parts, ignore_index=True)[LONG] if parts else pd.DataFrame(columns=LONG)
 
@@ -277,32 +272,60 @@ _ESCAPE = {"md": escape_markdown, "html": lambda s: html.escape(str(s)), "latex"
 _BOLD = {"md": "**{}**", "html": "<b>{}</b>", "latex": "\\textbf{{{}}}"}
 _ARROW = {"md": {"max": " ↑", "min": " ↓"}, "html": {"max": " ↑", "min": " ↓"},
           "latex": {"max": " $\\uparrow$", "min": " $\\downarrow$"}}
-_MARK = {"md": "†", "html": "†", "latex": "$^\\dagger$"}
+# Marks on a cell, each explained under its table: a value set by convention where the metric is undefined,
+# fewer than MIN_SEEDS seeds, a percentile interval where BCa is undefined.
+_MARKS = {"md": ("†", "‡", "§"), "html": ("†", "‡", "§"), "latex": ("$^\\dagger$", "$^\\ddagger$", "$^\\S$")}
+CONVENTION, FEW, FALLBACK = range(3)
+INTERVALS = (f"[low, high]: the 95% bootstrap confidence interval (scipy.stats.bootstrap, BCa, "
+             f"{stats.RESAMPLES:,} resamples, seeded), from two seeds on.")
+NOTES = {FEW: f"Fewer than {MIN_SEEDS} seeds: the interval is a rough guide at best.",
+         FALLBACK: "Percentile interval: BCa is undefined for these values (every seed the same, or the "
+                   "resamples never differ)."}
+
+
+def _estimate(value, low, high, method) -> str:
+    """`value [low, high]`, the interval where there is one (`method` None: fewer than two values)."""
+    if pd.isna(method):
+        return _number(value)
+    return f"{_number(value)} [{_number(low)}, {_number(high)}]"
+
+
+def _marks(fmt: str, convention: bool, few: bool, method) -> str:
+    """The marks a cell gets, in the order of its notes: †, ‡, §."""
+    shown = (convention, few, method == stats.PERCENTILE)
+    return "".join(mark for mark, on in zip(_MARKS[fmt], shown) if on)
+
+
+def _marked_notes(fmt: str, few: bool, fallback: bool) -> list[str]:
+    """The notes on the marks ‡ and § where some cell has them."""
+    return [_MARKS[fmt][mark] + " " + _ESCAPE[fmt](NOTES[mark]) for mark, on in ((FEW, few), (FALLBACK, fallback))
+            if on]
 
 
 def table_notes(table: pd.DataFrame, fmt: str) -> str:
-    """The notes under a leaderboard in `fmt`: what its `_lastN` columns are, how a value marked † is set
-    (a metric undefined at some evaluation), and the ceiling of a metric that real data scores below its best."""
+    """The notes under a leaderboard in `fmt`: what its `_lastN` columns and intervals are, what each mark on
+    its cells means (†, ‡, §), and the ceiling of a metric that real data scores below its best."""
     shown, escape = table.attrs["metrics"], _ESCAPE[fmt]
     windows = dict.fromkeys(found.group(1) for found in map(SMOOTHED.search, shown) if found)
     notes = [escape(f"_last{n}: a metric's mean over a run's last {n} evaluations.") for n in windows]
+    counts = pd.concat([table[f"{m}_n"] for m in shown]) if shown else pd.Series(dtype=int)
+    if (counts > 1).any():
+        notes.append(escape(INTERVALS))
     marked = [m for m in shown if table[f"{m}_undefined"].any()]
     if marked:
         how = dict.fromkeys(CONVENTIONS.get(SMOOTHED.sub("", m), f"see {m}_defined in the records") for m in marked)
-        notes.append(_MARK[fmt] + escape(" Some seeds' value is set by convention where the metric is undefined: "
-                                         f"{'; '.join(how)}."))
+        notes.append(_MARKS[fmt][CONVENTION] + escape(" Some seeds' value is set by convention where the metric is "
+                                                      f"undefined: {'; '.join(how)}."))
+    few = ((counts > 0) & (counts < MIN_SEEDS)).any()
+    notes += _marked_notes(fmt, few, any((table[f"{m}_interval"] == stats.PERCENTILE).any() for m in shown))
     notes += [escape(CEILINGS[m]) for m in dict.fromkeys(SMOOTHED.sub("", m) for m in shown) if m in CEILINGS]
     return " ".join(notes)
 
 
-def format_table(table: pd.DataFrame, fmt: str = "md") -> str:
-    """One leaderboard as md, html or latex (a metric: `mean [low, high]`, the interval from two seeds on,
-    `(n/seeds)` when some runs have no value, † when some seed's value is set by convention, best in bold, ↑/↓
-    its direction) with its notes (`table_notes`) below, or as csv (numbers as they are)."""
-    if fmt == "csv":
-        return csv_text(table)
-    if fmt not in FORMATS:
-        raise _unknown(f"unknown format `{fmt}`", fmt, FORMATS, "formats")
+def table_cells(table: pd.DataFrame, fmt: str) -> tuple[list[str], list[list[str]]]:
+    """A leaderboard's header and body cells, escaped for `fmt` (md, html or latex): a metric is
+    `mean [low, high]`, `(n/seeds)` when some runs have no value, marked † (a seed's value set by convention),
+    ‡ (fewer than `MIN_SEEDS` seeds), § (a percentile interval), the best in bold; ↑/↓ its direction."""
     escape, directions = _ESCAPE[fmt], table.attrs["directions"]
     header = ["method", "seeds", "diverged or failed",
               *(escape(m) + _ARROW[fmt].get(directions.get(m), "") for m in table.attrs["metrics"]),
@@ -312,12 +335,15 @@ def format_table(table: pd.DataFrame, fmt: str = "md") -> str:
         cells = [escape(row["method"]), str(row["seeds"]), f"{row['diverged_or_failed']:.0%}".replace("%", escape("%"))]
         for m in table.attrs["metrics"]:
             n = row[f"{m}_n"]
-            text = _number(row[m]) + (f" [{_number(row[f'{m}_low'])}, {_number(row[f'{m}_high'])}]" if n > 1 else "")
+            text = _estimate(row[m], row[f"{m}_low"], row[f"{m}_high"], row[f"{m}_interval"])
             text += f" ({n}/{row['seeds']})" if 0 < n < row["seeds"] else ""
-            text += _MARK[fmt] if row[f"{m}_undefined"] else ""
+            text += _marks(fmt, row[f"{m}_undefined"] > 0, 0 < n < MIN_SEEDS, row[f"{m}_interval"])
             cells.append(_BOLD[fmt].format(text) if row[f"{m}_best"] else text)
         body.append(cells + [_number(row["wall_seconds"]), _number(row["steps_per_second"])])
-    notes = table_notes(table, fmt)
+    return header, body
+
+
+def _layout(header: list[str], body: list[list[str]], notes: str, fmt: str) -> str:
     if fmt == "md":
         lines = ["| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *body]]
         return "\n".join([*lines, *(["", notes] if notes else [])])
@@ -329,6 +355,20 @@ def format_table(table: pd.DataFrame, fmt: str = "md") -> str:
     lines = [" & ".join(cells) + " \\\\" for cells in [header, *body]]
     return "\n".join([f"\\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}", "\\hline", lines[0], "\\hline",
                       *lines[1:], "\\hline", "\\end{tabular}", *(["", notes] if notes else [])])
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise _unknown(f"unknown format `{fmt}`", fmt, FORMATS, "formats")
+
+
+def format_table(table: pd.DataFrame, fmt: str = "md") -> str:
+    """One leaderboard as md, html or latex (cells as `table_cells` makes them) with its notes
+    (`table_notes`) below, or as csv (numbers as they are)."""
+    if fmt == "csv":
+        return csv_text(table)
+    _check_format(fmt)
+    return _layout(*table_cells(table, fmt), table_notes(table, fmt), fmt)
 
 
 def leaderboards(runs: pd.DataFrame, task: str | None = None,
@@ -352,13 +392,183 @@ def leaderboards(runs: pd.DataFrame, task: str | None = None,
     return tables
 
 
+_HEADING = {"md": "## {}", "html": "<h2>{}</h2>", "latex": "\\paragraph{{{}}}"}
+
+
 def render(runs: pd.DataFrame, task: str | None = None, metrics: list[str] | None = None, fmt: str = "md") -> str:
     """What `stabench table` prints: each group's leaderboard under its label, or with `csv` one long table."""
-    if fmt not in FORMATS:
-        raise _unknown(f"unknown format `{fmt}`", fmt, FORMATS, "formats")
+    _check_format(fmt)
     tables = leaderboards(runs, task, metrics)
     if fmt == "csv":
         return csv_text(long_table(tables))
-    heading = {"md": "## {}", "html": "<h2>{}</h2>", "latex": "\\paragraph{{{}}}"}[fmt]
-    return "\n\n".join(heading.format(_ESCAPE[fmt](name)) + "\n\n" + format_table(table, fmt)
+    return "\n\n".join(_HEADING[fmt].format(_ESCAPE[fmt](name)) + "\n\n" + format_table(table, fmt)
                        for name, table in tables.items()) + "\n"
+
+
+# --- the aggregate over tasks (Agarwal et al. 2021) ------------------------------------------------------
+
+# A run's aggregate score is the share of its task's K modes it captured: 1 is every mode on every task, so
+# scores of different tasks are comparable. Only these mode-coverage tasks enter; the metrics of dirac and lq
+# are distances to an equilibrium, with no common scale to put beside a share of modes. A record's
+# `config.n_modes` gives K where it has one.
+MODE_TASKS = {"mog": 8, "grid25": 25, "stacked-mnist": 1000}
+COVERAGE = ("modes_captured_last5", "modes_captured")  # the first a group records is the score
+BASELINE = "vanilla"
+AGGREGATE = ["budget", "method", "tasks", "runs", "iqm", "iqm_low", "iqm_high", "iqm_interval", "improvement",
+             "improvement_low", "improvement_high", "improvement_interval", "few"]
+SCORES = ["budget", "task", "group", "method", "seed", "score"]
+
+
+@dataclass
+class Aggregate:
+    """One budget's aggregate over the mode-coverage tasks. `table` (columns `AGGREGATE`): a row per method run
+    on every task; `groups`: each task's group label, where its scores come from; `scores`: each method's
+    scores on each task (in the order of `groups`), by seed; `excluded`: methods missing on some task;
+    `baseline`: the method improvements are measured over (None where it was not run on every task)."""
+
+    name: str
+    budget: str
+    table: pd.DataFrame
+    groups: dict[str, str]
+    scores: dict[str, list[np.ndarray]]
+    excluded: list[str]
+    baseline: str | None
+
+
+def _aggregate_group(split: dict[str, pd.DataFrame], budget: str) -> str | None:
+    """The label of a task's group that speaks for it at `budget`: its budget's own step count (no `--steps`),
+    the newest task version, then the most runs."""
+    candidates = sorted((-group.attrs["group"]["task_version"], -len(group), name) for name, group in split.items()
+                        if group.attrs["group"]["budget"] == budget and not group.attrs["group"]["steps_overridden"])
+    return candidates[0][2] if candidates else None
+
+
+def coverage_scores(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every run's aggregate score (columns `SCORES`): its modes captured (the mean over its last 5 evaluations
+    where recorded) over the task's K modes, in one group per mode-coverage task and budget (see
+    `_aggregate_group`). Failed runs have no score; diverged runs score as they stopped. A recipe that every run
+    of a group shares (metz-quarter on stacked-mnist) is the task's protocol, not a method's choice, so it
+    leaves the method's label and rows match across tasks; elsewhere `wgan-gp [gulrajani-toy]` stays a row of
+    its own."""
+    parts = []
+    for task in sorted(set(runs.task) & set(MODE_TASKS)):
+        split = groups(runs, task)
+        for budget in sorted({group.attrs["group"]["budget"] for group in split.values()}):
+            name = _aggregate_group(split, budget)
+            if name is None:
+                continue
+            group = split[name]
+            metric = next((m for m in COVERAGE if f"metrics.{m}" in group), None)
+            if metric is None:
+                continue
+            scored = group[(group.status != "failed") & group[f"metrics.{metric}"].notna()]
+            modes = (scored["config.n_modes"].fillna(MODE_TASKS[task]) if "config.n_modes" in scored
+                     else MODE_TASKS[task])
+            recipes = group["recipe"].dropna().unique() if "recipe" in group else []
+            method = scored.variant
+            if len(recipes) == 1 and group["recipe"].notna().all():
+                method = method.str.replace(f" [{recipes[0]}]", "", n=1, regex=False)
+            parts.append(pd.DataFrame({"budget": budget, "task": task, "group": name, "method": method,
+                                       "seed": scored.seed, "score": scored[f"metrics.{metric}"] / modes}))
+    return pd.concat(parts, ignore_index=True)[SCORES] if parts else pd.DataFrame(columns=SCORES)
+
+
+def aggregates(runs: pd.DataFrame) -> dict[str, Aggregate]:
+    """Per budget, the aggregate over the mode-coverage tasks of `coverage_scores`, keyed by its name: each
+    method's interquartile mean and its probability of improvement over `BASELINE` (`stats.iqm`,
+    `stats.improvement`), for the methods run on every task there; none where no such task has runs."""
+    scores = coverage_scores(runs)
+    found = {}
+    for budget, of_budget in scores.groupby("budget", sort=True):
+        tasks = {task: rows.group.iloc[0] for task, rows in of_budget.groupby("task", sort=True)}
+        by_method = {method: [rows[rows.task == task].sort_values("seed").score.to_numpy(float) for task in tasks]
+                     for method, rows in of_budget.groupby("method", sort=True)}
+        kept = {method: per_task for method, per_task in by_method.items() if all(len(s) for s in per_task)}
+        base = BASELINE if BASELINE in kept else None
+        rows = []
+        for method, per_task in kept.items():
+            level = stats.iqm(per_task)
+            better = (stats.improvement(per_task, kept[base]) if base not in (None, method)
+                      else stats.Estimate(math.nan, math.nan, math.nan, None))
+            rows.append({"budget": budget, "method": method, "tasks": len(per_task),
+                         "runs": sum(len(s) for s in per_task), "iqm": level.value, "iqm_low": level.low,
+                         "iqm_high": level.high, "iqm_interval": level.method, "improvement": better.value,
+                         "improvement_low": better.low, "improvement_high": better.high,
+                         "improvement_interval": better.method,
+                         "few": min(len(s) for s in per_task) < MIN_SEEDS})
+        name = f"mode coverage · budget {budget}"
+        found[name] = Aggregate(name, budget, pd.DataFrame(rows, columns=AGGREGATE), tasks,
+                                kept, sorted(set(by_method) - set(kept)), base)
+    return found
+
+
+def aggregate_notes(aggregate: Aggregate, fmt: str) -> str:
+    """What an aggregate table shows and how, escaped for `fmt`."""
+    escape, table = _ESCAPE[fmt], aggregate.table
+    modes = ", ".join(f"{task} {MODE_TASKS[task]}" for task in aggregate.groups)
+    notes = [f"Score of a run: the modes it captured (the mean over its last 5 evaluations where recorded) over "
+             f"its task's number of modes ({modes}), so 1 is every mode. Only the mode-coverage tasks enter: the "
+             "metrics of dirac and lq are distances to an equilibrium, with no common scale. Groups: "
+             + "; ".join(aggregate.groups.values()) + ".",
+             "IQM: the interquartile mean of all runs' scores, each task weighing the same (Agarwal et al. 2021)."]
+    if aggregate.baseline:
+        notes.append(f"P(method > {aggregate.baseline}): the chance that a run of the method scores above a run of "
+                     f"{aggregate.baseline} on the same task (a tie counts a half), averaged over tasks; 0.5 is no "
+                     "difference.")
+    else:
+        notes.append(f"No probability of improvement: {BASELINE} was not run on every task.")
+    notes.append("[low, high]: the 95% stratified bootstrap interval (each task's runs resampled on their own; "
+                 f"scipy.stats.bootstrap, BCa, {stats.RESAMPLES:,} resamples, seeded). Failed runs have no score; "
+                 "diverged runs score as they stopped.")
+    if aggregate.excluded:
+        notes.append("Not run on every task, so left out: " + ", ".join(aggregate.excluded) + ".")
+    text = " ".join(escape(note) for note in notes)
+    fallback = any((table[f"{m}_interval"] == stats.PERCENTILE).any() for m in ("iqm", "improvement"))
+    return " ".join([text, *_marked_notes(fmt, table.few.any(), fallback)])
+
+
+def aggregate_cells(aggregate: Aggregate, fmt: str) -> tuple[list[str], list[list[str]]]:
+    """An aggregate table's header and body cells, escaped for `fmt` (md, html or latex), marked as
+    `table_cells` marks them."""
+    escape, up = _ESCAPE[fmt], _ARROW[fmt]["max"]
+    header = ["method", "tasks", "runs", "IQM" + up]
+    if aggregate.baseline:
+        header.append(escape(f"P(method > {aggregate.baseline})") + up)
+    body = []
+    for _, row in aggregate.table.iterrows():
+        runs = ", ".join(str(len(s)) for s in aggregate.scores[row["method"]])
+        cells = [escape(row["method"]), str(row["tasks"]), runs,
+                 _estimate(row.iqm, row.iqm_low, row.iqm_high, row.iqm_interval)
+                 + _marks(fmt, False, row.few, row.iqm_interval)]
+        if aggregate.baseline:
+            cells.append("–" if row["method"] == aggregate.baseline else _estimate(
+                row.improvement, row.improvement_low, row.improvement_high, row.improvement_interval)
+                + _marks(fmt, False, row.few, row.improvement_interval))
+        body.append(cells)
+    return header, body
+
+
+def format_aggregate(aggregate: Aggregate, fmt: str = "md") -> str:
+    """One aggregate as md, html or latex with its notes below, or as csv (numbers as they are)."""
+    if fmt == "csv":
+        return csv_text(aggregate.table)
+    _check_format(fmt)
+    return _layout(*aggregate_cells(aggregate, fmt), aggregate_notes(aggregate, fmt), fmt)
+
+
+def aggregate_long(found: dict[str, Aggregate]) -> pd.DataFrame:
+    """Aggregates as one frame, a row per budget and method: columns `AGGREGATE`."""
+    return pd.concat([aggregate.table for aggregate in found.values()], ignore_index=True)
+
+
+def render_aggregates(runs: pd.DataFrame, fmt: str = "md") -> str:
+    """What `stabench table --aggregate` prints: each budget's aggregate under its name, or with `csv` one
+    table (a row per budget and method)."""
+    _check_format(fmt)
+    found = aggregates(runs)
+    if not found:
+        raise StabenchError(f"no runs of a mode-coverage task ({', '.join(MODE_TASKS)}) to aggregate")
+    if fmt == "csv":
+        return csv_text(aggregate_long(found))
+    return "\n\n".join(_HEADING[fmt].format(_ESCAPE[fmt](name)) + "\n\n" + format_aggregate(aggregate, fmt)
+                       for name, aggregate in found.items()) + "\n"

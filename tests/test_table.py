@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib import pyplot as plt
-from scipy.stats import norm
 
 from stabench.errors import StabenchError
 from stabench.publish import publish
-from stabench.table import IDENTITY, LONG, bootstrap_ci, format_table, leaderboard, load_runs, render
+from stabench import stats
+from stabench.table import (IDENTITY, LONG, aggregates, coverage_scores, format_aggregate, format_table, leaderboard,
+                            load_runs, render, render_aggregates)
 from stabench.records import CURVE_FILE, RUN_FILE, SAMPLES_FILE, SPECTRUM_FILE
 
 MOG_METRICS = {"modes_captured": 8, "high_quality": 0.7, "kl": 0.05, "steps_to_all_modes": 3000,
@@ -29,7 +30,8 @@ def write_run(root, method="gradreg", seed=0, status="completed", metrics=None, 
               version=1, steps=20000, config=None, **extra):
     """A run folder as the runner leaves it: run.json, curve.csv, samples.png, and spectrum.csv if given."""
     config = {"lr": 1e-4, "eta": 0.5, **(config or {})}
-    run_id = f"{method}-{seed}-{budget}-v{version}-{steps}-{zlib.crc32(json.dumps(config, sort_keys=True).encode())}"
+    run_id = (f"{task}-{method}-{seed}-{budget}-v{version}-{steps}-"
+              f"{zlib.crc32(json.dumps([config, extra.get('recipe')], sort_keys=True).encode())}")
     folder = root / task / method / run_id
     folder.mkdir(parents=True)
     record = {"run_id": run_id, "method": method, "task": task, "task_version": version, "seed": seed,
@@ -95,23 +97,30 @@ def test_nothing_to_load_is_an_empty_frame_and_no_folder_is_an_error(tmp_path):
         render(load_runs(tmp_path))
 
 
-def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_seeds():
-    def seeds(n):  # n evenly spread draws from N(5, 2²): the same spread whatever n, no luck involved
-        return 5.0 + 2.0 * norm.ppf((np.arange(n) + 0.5) / n)
-
-    few, many = bootstrap_ci(seeds(3)), bootstrap_ci(seeds(30))
-    for (low, high), values in ((few, seeds(3)), (many, seeds(30))):
-        assert low < values.mean() < high
-    assert many[1] - many[0] < (few[1] - few[0]) / 2  # about 1/sqrt(10) as wide
-    assert bootstrap_ci(seeds(30)) == many  # seeded
-    assert bootstrap_ci([4.0]) == (4.0, 4.0)
+def test_cells_say_how_their_interval_was_made_and_mark_few_seeds(tmp_path):
+    for seed in range(5):
+        write_run(tmp_path, "gradreg", seed, metrics={**MOG_METRICS, "kl": 0.1 + seed / 100})
+    for seed in range(3):
+        write_run(tmp_path, "vanilla", seed, metrics={**MOG_METRICS, "modes_captured": 1, "kl": 2.0 + seed / 10})
+    (table,) = leaderboard(load_runs(tmp_path), "mog").values()
+    gradreg, vanilla = table.iloc[0], table.iloc[1]
+    assert gradreg.kl_interval == "BCa" and gradreg.kl_low < gradreg.kl < gradreg.kl_high
+    assert vanilla.modes_captured_interval == "percentile" and vanilla.modes_captured_low == 1  # all seeds equal
+    lines = format_table(table, "md").splitlines()
+    gradreg_cells, vanilla_cells = lines[2].split(" | "), lines[3].split(" | ")
+    assert "‡" not in lines[2] and gradreg_cells[3].startswith("**8 [8, 8]§")  # five seeds: unmarked but for §
+    assert vanilla_cells[3] == "1 [1, 1]‡§" and vanilla_cells[5].startswith("2.1 [2, 2.2]‡")
+    notes = lines[-1]
+    assert "BCa, 10,000 resamples" in notes and "‡ Fewer than 5 seeds" in notes and "§ Percentile interval" in notes
+    assert "\\ddagger" in format_table(table, "latex") and "\\S$" in format_table(table, "latex")
 
 
 def test_leaderboard_columns_are_pinned(tmp_path):
     two_methods(tmp_path)
     runs = load_runs(tmp_path)
     (table,) = leaderboard(runs, "mog").values()
-    per_metric = [f"{m}{suffix}" for m in MOG_METRICS for suffix in ("", "_low", "_high", "_n", "_best", "_undefined")]
+    per_metric = [f"{m}{suffix}" for m in MOG_METRICS
+                  for suffix in ("", "_low", "_high", "_interval", "_n", "_best", "_undefined")]
     assert list(table.columns) == ["method", "seeds", "diverged_or_failed", *per_metric,
                                    "wall_seconds", "steps_per_second"]
     assert list(table.method) == ["gradreg", "vanilla"] and list(table.seeds) == [3, 3]
@@ -119,8 +128,8 @@ def test_leaderboard_columns_are_pinned(tmp_path):
     assert table.wall_seconds[0] == pytest.approx(11.0)
     assert render(runs, fmt="csv").splitlines()[0] == ",".join(LONG)
     assert list(leaderboard(runs, "mog", ["kl"])["mog · version 1 · budget quick · 20000 steps"].columns) == [
-        "method", "seeds", "diverged_or_failed", "kl", "kl_low", "kl_high", "kl_n", "kl_best", "kl_undefined",
-        "wall_seconds", "steps_per_second"]
+        "method", "seeds", "diverged_or_failed", "kl", "kl_low", "kl_high", "kl_interval", "kl_n", "kl_best",
+        "kl_undefined", "wall_seconds", "steps_per_second"]
 
 
 def test_failed_runs_count_in_the_share_but_not_in_the_metrics(tmp_path):
@@ -173,10 +182,10 @@ def test_the_best_method_is_marked_by_each_metrics_direction(tmp_path):
     assert list(table.kl_best) == [True, False]  # min
     assert list(table.steps_to_all_modes_best) == [False, True]  # min: vanilla's 1000 beats 3000
     gradreg_row = format_table(table, "md").splitlines()[2]
-    assert "**8 [8, 8]**" in gradreg_row and "| 3000 [3000, 3000] |" in gradreg_row
+    assert "**8 [8, 8]‡§**" in gradreg_row and "| 3000 [3000, 3000]‡§ |" in gradreg_row
     assert "kl ↓" in format_table(table, "md") and "modes_captured ↑" in format_table(table, "md")
     assert "modes\\_captured $\\uparrow$" in format_table(table, "latex")
-    assert "<b>8 [8, 8]</b>" in format_table(table, "html")
+    assert "<b>8 [8, 8]‡§</b>" in format_table(table, "html")
 
 
 def test_unknown_names_get_one_line_with_a_suggestion(tmp_path):
@@ -200,10 +209,12 @@ def test_publish_writes_the_leaderboard_csv_and_figures(tmp_path):
     command = "stabench sweep --methods gradreg,vanilla --tasks mog,lq1d --seeds 0-1"
     written = publish(tmp_path / "runs", tmp_path / "results", command=command)
     out = tmp_path / "results"
-    assert written[:2] == [out / "LEADERBOARD.md", out / "leaderboard.csv"]
-    assert all(path.is_file() and path.stat().st_size > 0 for path in written)
+    assert written[:5] == [out / "LEADERBOARD.md", out / "leaderboard.csv", out / "aggregate.csv",
+                           out / "site" / "index.html", out / "records"]
+    assert all(path.is_file() and path.stat().st_size > 0 for path in written if path != out / "records")
     figures = sorted(path.name for path in (out / "figures").iterdir())
-    assert figures == ["modes_mog-version-1-budget-quick-20000-steps.png",
+    assert figures == ["improvement_mode-coverage-budget-quick.png", "iqm_mode-coverage-budget-quick.png",
+                       "modes_mog-version-1-budget-quick-20000-steps.png", "profile_mode-coverage-budget-quick.png",
                        "samples_lq1d-version-1-budget-smoke-300-steps.png",
                        "samples_mog-version-1-budget-quick-20000-steps.png",
                        "spectrum_lq1d-version-1-budget-smoke-300-steps.png"]
@@ -211,8 +222,50 @@ def test_publish_writes_the_leaderboard_csv_and_figures(tmp_path):
     assert command in markdown and "## mog · version 1 · budget quick · 20000 steps" in markdown
     assert "cpu (5 runs)" in markdown and "torch 2.3.0" in markdown
     assert "(figures/spectrum_lq1d-version-1-budget-smoke-300-steps.png)" in markdown
+    assert "## mode coverage · budget quick" in markdown
+    assert "(figures/improvement_mode-coverage-budget-quick.png)" in markdown
+    assert "[site/index.html](site/index.html)" in markdown
     csv = pd.read_csv(out / "leaderboard.csv")
     assert list(csv.columns) == LONG and set(csv.task) == {"mog", "lq1d"} and len(csv) == 2 * 5 + 3
+
+
+def test_published_records_are_run_json_and_curve_csv_and_reproduce_every_table(tmp_path, invoke):
+    two_methods(tmp_path / "runs", seeds=3)
+    write_run(tmp_path / "runs", "gradreg", 0, task="lq1d", budget="smoke", steps=300,
+              metrics={"distance": 0.1, "wasserstein2": 0.1, "disc_norm": 0.0})
+    failed = write_run(tmp_path / "runs", "gradreg", 3, status="failed", error="RuntimeError: boom")
+    (failed / "state.pt").write_bytes(b"weights")
+    (failed / "checkpoints").mkdir()
+    (failed / "checkpoints" / "step-100.pt").write_bytes(b"weights")
+    out = tmp_path / "results"
+    (out / "records" / "mog" / "stale" / "x").mkdir(parents=True)  # a run published before, gone since
+    publish(tmp_path / "runs", out)
+
+    copied = {path.relative_to(out / "records").as_posix() for path in (out / "records").rglob("*") if path.is_file()}
+    assert copied == {f"{run.relative_to(tmp_path / 'runs').as_posix()}/{name}"  # the same layout, two files each
+                      for run in (tmp_path / "runs").glob("*/*/*") for name in ("run.json", "curve.csv")}
+    assert len(copied) == 2 * 8 and f"mog/gradreg/{failed.name}/run.json" in copied  # failed runs count in tables
+    assert (out / "records" / "mog" / "gradreg" / failed.name / "run.json").read_bytes() == (
+        failed / "run.json").read_bytes()
+
+    markdown = (out / "LEADERBOARD.md").read_text()
+    again = invoke("table", "--results", str(out / "records"))
+    assert again.exit_code == 0
+    for section in again.output.strip().split("\n\n## "):
+        assert section.removeprefix("## ").strip() in markdown  # every group's table, as published
+    assert invoke("table", "--results", str(out / "records"), "--format", "csv").output == (
+        out / "leaderboard.csv").read_text()
+    assert invoke("table", "--results", str(out / "records"), "--aggregate", "--format", "csv").output == (
+        out / "aggregate.csv").read_text()
+    for section in invoke("table", "--results", str(out / "records"), "--aggregate").output.strip().split("\n\n## "):
+        assert section.removeprefix("## ").strip() in markdown
+    assert invoke("table", "--aggregate", "--task", "mog").exit_code == 2
+
+    before = {name: (out / name).read_text() for name in ("LEADERBOARD.md", "leaderboard.csv", "aggregate.csv")}
+    publish(out / "records", out)  # again, from the published records themselves
+    assert (out / "leaderboard.csv").read_text() == before["leaderboard.csv"]
+    assert (out / "aggregate.csv").read_text() == before["aggregate.csv"]
+    assert len(list((out / "records").rglob("run.json"))) == 8
 
 
 def test_a_heading_says_when_steps_overrode_the_budget(tmp_path):
@@ -277,8 +330,68 @@ def test_a_kl_set_to_ln_k_is_marked_and_explained(tmp_path):
     assert table.kl_last5[1] == pytest.approx(1.0)  # ln K counts as the seed's value: no seed drops out
     lines = format_table(table, "md").splitlines()
     vanilla = lines[3].split(" | ")
-    assert vanilla[0] == "| vanilla" and vanilla[5] == "1 [0.5, 1.5]†" and "†" not in lines[2]
+    assert vanilla[0] == "| vanilla" and vanilla[5] == "1 [0.5, 1.5]†‡" and "†" not in lines[2]
     assert "† Some seeds' value is set by convention where the metric is undefined: kl is ln K" in lines[-1]
     assert "$^\\dagger$" in format_table(table, "latex")
     long = pd.read_csv(io.StringIO(render(runs, fmt="csv")))
     assert long.set_index(["method", "metric"]).undefined.to_dict()[("vanilla", "kl_last5")] == 1
+
+
+# --- the aggregate over the mode-coverage tasks -----------------------------------------------------
+
+def coverage_run(root, method, seed, task="mog", modes=8.0, **extra):
+    return write_run(root, method, seed, task=task, metrics=mixture_metrics(modes_captured_last5=modes),
+                     metric_directions=MIXTURE_DIRECTIONS, **extra)
+
+
+def test_coverage_scores_are_the_share_of_modes_in_one_group_per_task_and_budget(tmp_path):
+    coverage_run(tmp_path, "vanilla", 0, modes=2.0)
+    coverage_run(tmp_path, "vanilla", 1, modes=4.0, config={"n_modes": 16})  # the record's K wins: a row of its own
+    coverage_run(tmp_path, "vanilla", 0, task="grid25", modes=5.0)
+    coverage_run(tmp_path, "vanilla", 1, task="grid25", modes=5.0, version=2)  # the newest task version speaks
+    coverage_run(tmp_path, "vanilla", 2, task="grid25", modes=25.0, steps=50, steps_overridden=True)
+    write_run(tmp_path, "vanilla", 3, status="failed", error="RuntimeError: boom")
+    write_run(tmp_path, "vanilla", 0, task="lq1d", metrics={"distance": 0.1})  # no common scale: left out
+    scores = coverage_scores(load_runs(tmp_path))
+    assert list(scores.columns) == ["budget", "task", "group", "method", "seed", "score"]
+    assert sorted(scores[["task", "method", "seed", "score"]].values.tolist()) == [
+        ["grid25", "vanilla", 1, 0.2], ["mog", "vanilla (n_modes=16.0)", 1, 0.25],
+        ["mog", "vanilla (n_modes=unset)", 0, 0.25]]
+    assert set(scores.group) == {"grid25 · version 2 · budget quick · 20000 steps",
+                                 "mog · version 1 · budget quick · 20000 steps"}
+
+
+def test_aggregates_compare_methods_run_on_every_task_with_vanilla(tmp_path):
+    for seed in range(5):
+        coverage_run(tmp_path, "vanilla", seed, modes=1.0 + seed % 2)
+        coverage_run(tmp_path, "gradreg", seed, modes=8.0)
+        coverage_run(tmp_path, "wgan-gp", seed, modes=3.0, recipe="gulrajani-toy")  # a recipe row of mog's own
+    for seed in range(3):  # every run of the stacked-mnist group under one recipe: the task's protocol
+        for method, modes in (("vanilla", 300.0 + seed), ("gradreg", 900.0), ("r1", 500.0)):
+            write_run(tmp_path, method, seed, task="stacked-mnist", recipe="metz-quarter",
+                      metrics={"modes_captured": modes, "kl": 1.0},
+                      metric_directions={"modes_captured": "max", "kl": "min"})
+    (aggregate,) = aggregates(load_runs(tmp_path)).values()
+    assert aggregate.name == "mode coverage · budget quick" and aggregate.baseline == "vanilla"
+    assert list(aggregate.groups) == ["mog", "stacked-mnist"]
+    assert aggregate.excluded == ["r1", "wgan-gp [gulrajani-toy]"]
+    table = aggregate.table.set_index("method")
+    assert list(table.index) == ["gradreg", "vanilla"] and list(table.runs) == [8, 8] and table.few.all()
+    assert table.improvement["gradreg"] == 1.0 and np.isnan(table.improvement["vanilla"])
+    assert table.iqm["gradreg"] == pytest.approx(stats.interquartile_mean([1.0] * 5, [0.9] * 3))
+    text = format_aggregate(aggregate, "md")
+    lines = text.splitlines()
+    assert lines[0] == "| method | tasks | runs | IQM ↑ | P(method &gt; vanilla) ↑ |"
+    assert lines[2].startswith("| gradreg | 2 | 5, 3 | 0.95") and lines[2].endswith("| 1 [1, 1]‡§ |")
+    assert lines[3].startswith("| vanilla | 2 | 5, 3 |") and lines[3].endswith("| – |")
+    notes = lines[-1]
+    assert "mog 8, stacked-mnist 1000" in notes and "left out: r1, wgan-gp \\[gulrajani-toy\\]" in notes
+    assert "§ Percentile interval" in notes and "‡ Fewer than 5 seeds" in notes
+    assert render_aggregates(load_runs(tmp_path)).startswith("## mode coverage · budget quick\n\n| method |")
+
+
+def test_no_mode_coverage_task_is_one_line(tmp_path):
+    write_run(tmp_path, "vanilla", 0, task="lq1d", metrics={"distance": 0.1})
+    assert aggregates(load_runs(tmp_path)) == {}
+    with pytest.raises(StabenchError, match=r"^no runs of a mode-coverage task \(mog, grid25, stacked-mnist\)"):
+        render_aggregates(load_runs(tmp_path))

@@ -1,0 +1,92 @@
+"""The statistics module: exact where the mathematics gives a number, properties elsewhere."""
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+from scipy.stats import norm
+
+from stabench import stats
+
+
+def spread(n, mean=5.0, sd=2.0):
+    """n evenly spread draws from N(mean, sd²): the same spread whatever n, no luck involved."""
+    return mean + sd * norm.ppf((np.arange(n) + 0.5) / n)
+
+
+def test_interquartile_mean_of_known_arrays():
+    assert stats.interquartile_mean(np.arange(1.0, 9.0)) == 4.5  # the mean of 3, 4, 5, 6
+    assert stats.interquartile_mean([7.0, 1.0, 100.0, 2.0]) == 4.5  # order does not matter; outliers drop out
+    # three runs a ≤ b ≤ c: a quarter of a's and c's third and all of b's lie in the middle half
+    assert stats.interquartile_mean([0.0, 3.0, 12.0]) == pytest.approx((0 + 4 * 3 + 12) / 6)
+    values = np.random.default_rng(0).normal(size=(6, 12))
+    assert stats.interquartile_mean(values) == pytest.approx(scipy_stats.trim_mean(values, 0.25, axis=-1))
+    assert stats.interquartile_mean(values[:, :8], values[:, 8:], axis=-1).shape == (6,)  # vectorized
+
+
+def test_each_task_weighs_the_same_in_the_interquartile_mean():
+    small, large = np.array([1.0, 2.0, 3.0, 4.0]), np.arange(10.0, 90.0, 10.0)
+    assert stats.interquartile_mean(small, large) == pytest.approx(14.25)  # 3 and 4, then 10 to 40 at half weight
+    assert stats.interquartile_mean(small, large) == pytest.approx(stats.interquartile_mean(np.repeat(small, 2), large))
+    # equal runs per task: rliable's aggregate_iqm of all runs pooled
+    assert stats.interquartile_mean(small, large[:4]) == pytest.approx(
+        scipy_stats.trim_mean(np.concatenate([small, large[:4]]), 0.25))
+
+
+def test_probability_of_improvement_of_disjoint_samples_is_one_or_zero_and_ties_count_half():
+    high, low = [5.0, 6.0, 7.0], [1.0, 2.0]
+    assert stats.probability_of_improvement(high, low) == 1.0
+    assert stats.probability_of_improvement(low, high) == 0.0
+    assert stats.probability_of_improvement([1.0, 1.0], [1.0, 1.0]) == 0.5
+    assert stats.probability_of_improvement([1.0, 3.0], [2.0]) == 0.5  # one pair above, one below
+    # tasks average: one task won outright, one lost outright
+    assert stats.probability_of_improvement(high, low, low, high) == 0.5
+    estimate = stats.improvement([high], [low])
+    assert (estimate.value, estimate.low, estimate.high, estimate.method) == (1.0, 1.0, 1.0, "percentile")
+    with pytest.raises(ValueError, match="same, non-empty list of tasks"):
+        stats.improvement([high, high], [low])
+
+
+def test_bca_interval_of_a_normal_sample_contains_its_mean_and_is_scipys():
+    values = spread(12)
+    estimate = stats.mean_interval(values)
+    assert estimate.method == "BCa" and estimate.low < values.mean() < estimate.high
+    assert estimate.value == pytest.approx(values.mean())
+    direct = scipy_stats.bootstrap((values,), np.mean, n_resamples=stats.RESAMPLES, method="BCa",
+                                   rng=np.random.default_rng(stats.SEED))
+    assert (estimate.low, estimate.high) == pytest.approx(tuple(direct.confidence_interval))
+    assert stats.mean_interval(values) == estimate  # seeded
+    assert stats.mean_interval(values, seed=1) != estimate
+    few, many = stats.mean_interval(spread(4)), stats.mean_interval(spread(40))
+    assert many.high - many.low < (few.high - few.low) / 2  # about 1/sqrt(10) as wide
+
+
+def test_a_degenerate_sample_falls_back_to_the_percentile_interval_and_says_so():
+    assert stats.mean_interval([8.0, 8.0, 8.0]) == stats.Estimate(8.0, 8.0, 8.0, "percentile")
+    # equal values whose resampled means differ in the last bit are degenerate too
+    assert stats.mean_interval([0.7] * 5).method == "percentile"
+    assert stats.mean_interval([0.0, 0.0, 1.0]).method == "BCa"
+    lone = stats.mean_interval([4.0])
+    assert lone.value == 4.0 and np.isnan(lone.low) and np.isnan(lone.high) and lone.method is None
+    with pytest.raises(ValueError, match="at least one value"):
+        stats.mean_interval([])
+
+
+def test_the_iqm_interval_is_stratified_by_task():
+    tasks = [spread(10, mean=0.3, sd=0.1), spread(5, mean=0.7, sd=0.1)]
+    estimate = stats.iqm(tasks)
+    assert estimate.method == "BCa" and estimate.low < estimate.value < estimate.high
+    assert estimate.value == pytest.approx(stats.interquartile_mean(*tasks))
+    # one task wholly below 0.5, the other wholly above: every stratified resample keeps half the weight above
+    share, low, high = stats.performance_profile([[0.1, 0.2, 0.3], [0.8, 0.9]], [0.5])
+    assert share[0] == low[0] == high[0] == 0.5
+
+
+def test_performance_profile_counts_runs_above_each_threshold_tasks_weighing_the_same():
+    thresholds = [0.0, 0.25, 0.5, 0.75, 1.0]
+    share, low, high = stats.performance_profile([[0.1, 0.6, 1.0, 1.0], [0.3, 0.8]], thresholds)
+    # task 1 above τ: 4, 3, 3, 2, 0 of 4; task 2: 2, 2, 1, 1, 0 of 2
+    assert list(share) == pytest.approx([1.0, 0.875, 0.625, 0.5, 0.0])
+    assert np.all(low <= share + 1e-12) and np.all(share <= high + 1e-12)
+    again = stats.performance_profile([[0.1, 0.6, 1.0, 1.0], [0.3, 0.8]], thresholds)
+    assert all(np.array_equal(a, b) for a, b in zip(again, (share, low, high)))  # seeded
+    single, low, high = stats.performance_profile([[0.4]], [0.0, 0.5])
+    assert list(single) == [1.0, 0.0] and np.isnan(low).all() and np.isnan(high).all()
