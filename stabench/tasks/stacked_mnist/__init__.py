@@ -93,6 +93,15 @@ def mode_coverage(modes: Tensor) -> dict[str, float]:
 
 
 @functools.cache
+def _real_data_metrics(task: "StackedMnist", eval_samples: int, data_dir: str, mnist: str) -> dict[str, float]:
+    params = StackedMnistParams(eval_samples=eval_samples, data_dir=data_dir, mnist=mnist)
+    digits = task.data(params).train.images.float().div(127.5).sub(1)
+    draws = torch.randint(len(digits), (eval_samples, 3), generator=torch.Generator().manual_seed(0))
+    modes = torch.cat([task.modes(digits[draws[i:i + EVAL_CHUNK]], params) for i in range(0, eval_samples, EVAL_CHUNK)])
+    return mode_coverage(modes)
+
+
+@functools.cache
 def _on_device(network: nn.Module, device: torch.device) -> nn.Module:
     return copy.deepcopy(network).to(device)
 
@@ -152,9 +161,15 @@ class StackedMnist(Task):
         return Game(discriminator.to(device), generator.to(device), sample_real, sample_latent)
 
     def provenance(self, params):
-        data = self.data(params)
+        data, classifier = self.data(params), self.classifier(params)
         return {"mnist_source": data.source, "digits": len(data.train),
-                "classifier": self.classifier(params).describe()}
+                "classifier_heldout_accuracy": round(classifier.heldout_accuracy, 4), "classifier": classifier.describe(),
+                "real_data": self.real_data_metrics(params)}
+
+    def real_data_metrics(self, params) -> dict[str, float]:
+        """The metrics of `eval_samples` real stacked digits through the same classifier: the floor a generator
+        is measured against (fixed draws, so every run of these data reports the same floor)."""
+        return _real_data_metrics(self, params.eval_samples, params.data_dir, params.mnist)
 
     def modes(self, images: Tensor, params) -> Tensor:
         """The mode of each stacked image (n, 3, 28, 28), classified on the images' device; -1 if not finite."""
