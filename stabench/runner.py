@@ -161,9 +161,10 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
         measured.curve.append(row)
         return metrics
 
-    bar = tqdm(total=cell.steps, disable=not progress, desc=f"{cell.method.name} on {cell.task.name}",
-               unit="step", mininterval=0.5, dynamic_ncols=True)
-    try:
+    bar = None
+    try:  # from the bar on: a Ctrl-C or SIGTERM while it is being drawn is an interrupted run too
+        bar = tqdm(total=cell.steps, disable=not progress, desc=f"{cell.method.name} on {cell.task.name}",
+                   unit="step", mininterval=0.5, dynamic_ncols=True)
         checkpoint(0, game.sample_batch(trainer.batch_size))
         started = time.perf_counter()
         for step in range(1, cell.steps + 1):
@@ -187,7 +188,8 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
         measured.status, measured.error = "failed", f"{type(error).__name__}: {error}"
         measured.traceback = traceback.format_exc()
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     return measured
 
 
