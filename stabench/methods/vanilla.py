@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from stabench.game import LOSSES, Field
+from stabench.game import LOSSES, Field, negate
 from stabench.methods.base import Method, MethodParams
 
 
