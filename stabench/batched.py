@@ -26,9 +26,10 @@ from stabench.locks import exclusive
 from stabench.methods.base import vouches
 from stabench.records import FINISHED, RunRecord, run_directory
 from stabench.runner import (
-    DEFAULT_CHECKPOINTS, SpectrumTracker, Trainer, Training, check_writable, finish, finished_record, made_by,
+    DEFAULT_CHECKPOINTS, Trainer, Training, check_writable, finish, finished_record, made_by,
     make_context, measure, new_record, planned_checkpoints, run, threads_for,
 )
+from stabench.spectra import SpectrumTracker
 from stabench.stacked import Seed, StackedContext, StackedGame
 
 

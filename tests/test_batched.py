@@ -16,7 +16,7 @@ from stabench.records import CURVE_FILE, RUN_FILE, read_state
 from stabench.registry import load_plugin
 from stabench.runner import Trainer, make_context
 from stabench.stacked import StackedContext, StackedGame
-from stabench.sweep import CellOptions, SweepCell, jobs, plan
+from stabench.sweep import CellOptions, jobs, plan
 
 CPU = torch.device("cpu")
 TINY = {"mog": {"batch_size": 16, "latent_dim": 4, "hidden": 8}, "lq": {"batch_size": 16}, "dirac": {}}
