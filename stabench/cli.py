@@ -45,6 +45,9 @@ def cli():
 @click.option("--method", required=True, help="A registered method (`stabench list methods`).")
 @click.option("--task", required=True, help="A registered task (`stabench list tasks`).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seeds", default=None, help="Several seeds instead (0-15 or 0,2,7), one record each.")
+@click.option("--batched/--one-by-one", default=None,
+              help="With --seeds: train them as one stacked model, or one after another [default: batched on CUDA].")
 @click.option("--budget", default="quick", show_default=True, help="smoke, quick or paper.")
 @click.option("--steps", type=int, default=None, help="Override the budget's number of G steps.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
@@ -66,26 +69,33 @@ def cli():
 @click.option("--force", is_flag=True,
               help="Train again even if a finished record of this cell exists (replaced only by a finished attempt).")
 @plugin_option
-def run(method, task, seed, budget, steps, assignments, recipe, device, out, as_json, quiet, no_spectrum, threads,
-        spectrum_every, checkpoints, landscape, force, plugins):
-    """Train METHOD on TASK for one seed and write its run record."""
+def run(method, task, seed, seeds, batched, budget, steps, assignments, recipe, device, out, as_json, quiet,
+        no_spectrum, threads, spectrum_every, checkpoints, landscape, force, plugins):
+    """Train METHOD on TASK for one seed (or --seeds) and write its run record."""
+    from stabench.batched import run_seeds
     from stabench.runner import run as run_cell
+    from stabench.sweep import parse_seeds
 
     load_plugins(plugins)
+    options = dict(budget=budget, steps=steps, overrides=parse_assignments(assignments), recipe=recipe, device=device,
+                   out=out, progress=not (quiet or as_json), spectrum=not no_spectrum, force=force, threads=threads,
+                   spectrum_every=spectrum_every, checkpoints=checkpoints)
+    if seeds is not None and landscape:
+        raise StabenchError("`--landscape` analyses one run: use it with --seed, or `stabench landscape --at RUN_DIR`")
     try:
-        record = run_cell(method, task, seed=seed, budget=budget, steps=steps,
-                          overrides=parse_assignments(assignments), recipe=recipe, device=device, out=out,
-                          progress=not (quiet or as_json), spectrum=not no_spectrum, force=force, threads=threads,
-                          spectrum_every=spectrum_every, checkpoints=checkpoints, landscape=landscape)
+        if seeds is None:
+            records = [run_cell(method, task, seed=seed, landscape=landscape, **options)]
+        else:
+            records = run_seeds(method, task, seeds=parse_seeds(seeds), batched=batched, **options)
     except KeyboardInterrupt as stop:
         where = f"; the record is at {stop.args[0]}" if stop.args else ""
         click.echo(f"stabench: interrupted{where}", err=True)
         sys.exit(130)
     if as_json:
-        click.echo(record.to_json())
+        click.echo(records[0].to_json() if seeds is None else "[" + ",\n".join(r.to_json() for r in records) + "]")
     else:
-        click.echo(summary(record))
-    if record.status in ("failed", "interrupted"):
+        click.echo("\n".join(summary(record) for record in records))
+    if any(record.status in ("failed", "interrupted") for record in records):
         sys.exit(1)
 
 
@@ -104,6 +114,7 @@ def summary(record) -> str:
         lines.append(f"  diverged: non-finite parameters or value found at step {record.diverged_at_step}")
     if record.status in ("failed", "interrupted"):
         lines.append(f"  error: {record.error}")
+    lines += [f"  note: {note}" for note in record.notes]
     if record.metrics:
         lines.append("  " + "   ".join(f"{k} {_format(v)}" for k, v in record.metrics.items()))
     rate = _format(timing.get("steps_per_second"))

@@ -68,6 +68,12 @@ class Context:
         generator = torch.Generator(device=batch.real.device)
         return generator.manual_seed(sub_seed(self.noise_seed, batch.index))
 
+    def random(self, batch: Batch, draw) -> torch.Tensor:
+        """`draw(generator)` with this batch's noise generator (`noise(batch)`): a method's random draws of
+        one seed, written that way so that a stacked context of many seeds (`stabench.batched`) can call
+        it once per seed, with that seed's generator, and stack the draws."""
+        return draw(self.noise(batch))
+
     def replay(self, player: str) -> DifferentiableOptimizer:
         """`player`'s ("d" or "g") optimizer as a differentiable update rule from a copy of its state."""
         if self.optimizer_state_known:

@@ -96,7 +96,26 @@ class Game:
     def value_of_samples(self, d: Params, real: Tensor, fake: Tensor, loss: str) -> Tensor:
         """V with the fakes already generated (so several D points can share one pass of G)."""
         f = LOSSES[loss]
-        return f(self.discriminate(d, real)).mean() + f(-self.discriminate(d, fake)).mean()
+        return self.mean(f(self.discriminate(d, real))) + self.mean(f(-self.discriminate(d, fake)))
+
+    # Reductions a batchable method uses instead of tensor methods (see `stabench.methods.base`): here they
+    # are the plain ones; a stacked game of many seeds (`stabench.batched`) keeps every seed's apart.
+
+    def mean(self, t: Tensor) -> Tensor:
+        """The mean over samples (every axis of a per-sample quantity such as the logits)."""
+        return t.mean()
+
+    def per_sample(self, t: Tensor) -> Tensor:
+        """`t` with each sample's values flattened into the last axis: (samples, values)."""
+        return t.flatten(1)
+
+    def total(self, t: Tensor) -> Tensor:
+        """The sum of every entry of `t` (a stacked game: one sum per seed)."""
+        return t.sum()
+
+    def per_seed(self, values: Tensor, like: Tensor) -> Tensor:
+        """`values` (a `total`) shaped to broadcast against a tensor `like` of parameters or samples."""
+        return values
 
     def sample_batch(self, batch_size: int, index: int = 0) -> Batch:
         return Batch(self.sample_real(batch_size), self.sample_latent(batch_size), index)

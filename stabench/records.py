@@ -93,6 +93,7 @@ class RunRecord:
     diverged_at_step: int | None = None
     error: str | None = None
     traceback: str | None = None
+    notes: list[str] = field(default_factory=list)  # how the run was made, where a reader should know (batched)
     # Not stored: where it was read from or written to, and whether `run` returned it without training.
     path: Path | None = field(default=None, compare=False)
     reused: bool = field(default=False, compare=False)
@@ -133,6 +134,7 @@ _SCHEMA = {
     "threads": _INT + " or null", "versions": "an object", "plugins": "an object", "started_at": _TEXT + " or null",
     "data": "an object", "spectrum": "an object or null", "diverged_at_step": _INT + " or null",
     "error": _TEXT + " or null", "traceback": _TEXT + " or null", "recipe": _TEXT + " or null",
+    "notes": "a list of strings",
 }
 
 
@@ -151,6 +153,8 @@ def _valid(kind: str, value) -> bool:
         return isinstance(value, str)
     if kind == "a boolean":
         return isinstance(value, bool)
+    if kind == "a list of strings":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
     if not isinstance(value, dict):
         return False
     if kind == "settings":

@@ -141,25 +141,7 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
     keep = planned_checkpoints(cell, checkpoints)
 
     def checkpoint(step: int, batch) -> dict[str, float] | None:
-        if not _all_finite(game, cell, batch):
-            measured.status, measured.diverged_at_step = "diverged", step
-            return None
-        metrics = evaluate(cell, game)
-        row = {"step": step, "wall_seconds": measured.wall_seconds, **metrics}
-        if tracker is not None and step % spectrum_every == 0:
-            began = time.perf_counter()
-            try:
-                point = tracker(step, game, ctx)
-            except Exception as error:  # noqa: BLE001 - an analysis that fails must not stop the training
-                row["spectrum_error"] = f"{type(error).__name__}: {error}"
-            else:
-                row |= point.summary
-                measured.track += point.rows
-            measured.tracking_seconds += time.perf_counter() - began
-        if step in keep:
-            measured.checkpoints[step] = copy.deepcopy(state_of(game, ctx))
-        measured.curve.append(row)
-        return metrics
+        return measure(step, cell, game, ctx, batch, measured, tracker, spectrum_every, keep)
 
     bar = None
     try:  # from the bar on: a Ctrl-C or SIGTERM while it is being drawn is an interrupted run too
@@ -191,6 +173,31 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
         if bar is not None:
             bar.close()
     return measured
+
+
+def measure(step: int, cell: Cell, game, ctx: Context, batch, measured: Training, tracker: SpectrumTracker | None,
+            spectrum_every: int, keep: set[int]) -> dict[str, float] | None:
+    """One evaluation of a training loop at `step` into `measured`: divergence (None), else the metrics, the
+    tracked spectrum where due and the kept checkpoint where planned."""
+    if not _all_finite(game, cell, batch):
+        measured.status, measured.diverged_at_step = "diverged", step
+        return None
+    metrics = evaluate(cell, game)
+    row = {"step": step, "wall_seconds": measured.wall_seconds, **metrics}
+    if tracker is not None and step % spectrum_every == 0:
+        began = time.perf_counter()
+        try:
+            point = tracker(step, game, ctx)
+        except Exception as error:  # noqa: BLE001 - an analysis that fails must not stop the training
+            row["spectrum_error"] = f"{type(error).__name__}: {error}"
+        else:
+            row |= point.summary
+            measured.track += point.rows
+        measured.tracking_seconds += time.perf_counter() - began
+    if step in keep:
+        measured.checkpoints[step] = copy.deepcopy(state_of(game, ctx))
+    measured.curve.append(row)
+    return metrics
 
 
 def check_writable(out: Path) -> None:
@@ -226,7 +233,8 @@ def threads_for(threads: int | None) -> int:
 def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None = None,
         overrides: dict[str, Any] | None = None, recipe: str | None = None, device: str = "auto",
         out: str | Path = "results/runs", progress: bool = True, spectrum: bool = True, force: bool = False, threads: int | None = None,
-        spectrum_every: int | None = None, checkpoints: int = DEFAULT_CHECKPOINTS, landscape: bool = False) -> RunRecord:
+        spectrum_every: int | None = None, checkpoints: int = DEFAULT_CHECKPOINTS, landscape: bool = False,
+        notes: tuple[str, ...] = ()) -> RunRecord:
     """Train one cell (under the named `recipe`, if given) with `threads_for(threads)` CPU threads and write its record under `out`; return the
     record (its `path` set). While it trains, no other process can train the same cell into `out`.
 
@@ -238,7 +246,8 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
     A finished record (completed or diverged) of the same run_id, made by the same method code, is
     returned as it is (`reused`), without training, unless `force`. A finished record is only ever
     replaced by a finished attempt. A run that diverges,
-    fails or is interrupted is still recorded; Ctrl-C is raised again once the record is written.
+    fails or is interrupted is still recorded; Ctrl-C is raised again once the record is written. `notes`
+    go into the record (how it was made, where a reader should know).
     """
     cell = resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=overrides, recipe=recipe)
     torch_device = pick_device(device)
@@ -254,7 +263,7 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
             if every < 0 or checkpoints < 0:
                 raise StabenchError("`--spectrum-every` and `--checkpoints` must be at least 0")
             record = _run(cell, torch_device, directory, progress, spectrum, force, every if spectrum else 0,
-                          checkpoints)
+                          checkpoints, notes)
             if landscape and record.status in FINISHED and not record.reused:
                 try:
                     analyse_landscape(directory, device=str(torch_device))
@@ -267,12 +276,13 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
 
 
 def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool, spectrum: bool,
-         force: bool, spectrum_every: int, checkpoints: int) -> RunRecord:
+         force: bool, spectrum_every: int, checkpoints: int, notes: tuple[str, ...]) -> RunRecord:
     previous = finished_record(directory)
     if previous is not None and made_by(previous, cell.method) and not force:
         previous.reused = True
         return previous
     record = new_record(cell, torch_device)
+    record.notes = list(notes)
     game, ctx, interrupted = None, None, False
     began = time.perf_counter()
     try:
@@ -288,7 +298,18 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
     else:
         measured = train(cell, game, ctx, torch_device, progress, spectrum_every, checkpoints)
         interrupted = measured.status == "interrupted"
-    _measured_into(record, measured, cell, game, time.perf_counter() - began)
+    finish(cell, directory, record, measured, game, ctx, time.perf_counter() - began, previous=previous,
+           spectrum=spectrum, interrupted=interrupted)
+    return record
+
+
+def finish(cell: Cell, directory: Path, record: RunRecord, measured: Training, game, ctx: Context | None,
+           seconds: float, *, previous: RunRecord | None, spectrum: bool, interrupted: bool) -> None:
+    """Complete `record` from what training `measured` (and the final spectrum, where asked and finished)
+    and write it with its artifacts into `directory`. A `previous` finished record is kept, with a one-line
+    error, when this attempt did not finish; Ctrl-C (during training or the spectrum) is raised again once
+    the record is written."""
+    _measured_into(record, measured, cell, game, seconds)
     eigenvalues = None
     if spectrum and measured.status in FINISHED and not interrupted:
         try:
@@ -308,7 +329,6 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
         raise StabenchError(f"cannot write the record at `{directory}`: {error.strerror or error}") from None
     if interrupted:
         raise KeyboardInterrupt(str(directory))
-    return record
 
 
 def record_failure(cell: Cell, out: str | Path, error: str) -> None:

@@ -1,5 +1,8 @@
 """Sweeps: one run per (method, task, seed) cell, in local worker processes or as Ray tasks.
 
+On a CUDA device the seeds of each (method, task, settings) are one job, trained batched
+(`stabench.batched`); on the CPU every cell is a job of its own.
+
 A cell whose record under `out` already says `completed` or `diverged` (same run_id, so the same
 method and version, task, hyperparameters, seed and budget), written by the same method code, is
 skipped: rerunning an interrupted sweep runs only what is missing; a `failed` or `interrupted` cell,
@@ -22,7 +25,8 @@ from typing import Any, Iterable, Iterator
 
 from tqdm.auto import tqdm
 
-from stabench.cell import resolve
+from stabench.batched import run_seeds
+from stabench.cell import pick_device, resolve
 from stabench.errors import StabenchError, did_you_mean, interrupt
 from stabench.hyperparams import field_types
 from stabench.locks import exclusive
@@ -132,6 +136,37 @@ class CellOptions:
     threads: int | None = None
     spectrum_every: int | None = None
     landscape: bool = False
+    batched: bool = False  # train the seeds of a job as one stacked model
+
+
+def jobs(cells: list[SweepCell], batched: bool) -> list[tuple[SweepCell, ...]]:
+    """The cells grouped into jobs: with `batched`, the seeds of each (method, task, settings) together; else one
+    cell each."""
+    if not batched:
+        return [(cell,) for cell in cells]
+    groups: dict[tuple, list[SweepCell]] = {}
+    for cell in cells:
+        key = (cell.method, cell.task, cell.budget, cell.steps, repr(sorted(cell.overrides.items())), cell.recipe,
+               cell.out)
+        groups.setdefault(key, []).append(cell)
+    return [tuple(group) for group in groups.values()]
+
+
+def run_job(job: tuple[SweepCell, ...], options: CellOptions = CellOptions()) -> list[tuple[SweepCell, str, str | None]]:
+    """Run a job's cells (batched where `options` say so, else one by one); their statuses and errors."""
+    if not options.batched:
+        return [run_cell(cell, options) for cell in job]
+    first = job[0]
+    try:
+        records = run_seeds(first.method, first.task, seeds=[cell.seed for cell in job], budget=first.budget,
+                            steps=first.steps, overrides=first.overrides, recipe=first.recipe, out=first.out,
+                            progress=False, force=True, device=options.device, spectrum=options.spectrum,
+                            threads=options.threads, spectrum_every=options.spectrum_every, batched=True)
+    except StabenchError as error:
+        return [(cell, "failed", str(error)) for cell in job]
+    except Exception as error:  # outside training (the runner records those): report, keep sweeping
+        return [(cell, "failed", f"{type(error).__name__}: {error}") for cell in job]
+    return [(cell, record.status, record.error) for cell, record in zip(job, records)]
 
 
 def run_cell(cell: SweepCell, options: CellOptions = CellOptions()) -> tuple[SweepCell, str, str | None]:
@@ -150,15 +185,16 @@ def run_cell(cell: SweepCell, options: CellOptions = CellOptions()) -> tuple[Swe
     return cell, record.status, record.error
 
 
-def _cell_process(cell: SweepCell, plugins: tuple[str, ...], options: CellOptions, connection, format_warning) -> None:
-    """The body of a worker process: one cell, its result sent back through `connection`."""
+def _job_process(job: tuple[SweepCell, ...], plugins: tuple[str, ...], options: CellOptions, connection,
+                 format_warning) -> None:
+    """The body of a worker process: one job, its results sent back through `connection`."""
     warnings.formatwarning = format_warning  # the sweep's own (the CLI's is one line)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep, which stops the workers
     # The sweep stops a worker with SIGTERM: its cell then records itself as interrupted.
     signal.signal(signal.SIGTERM, interrupt)
     try:
         load_plugins(plugins)
-        connection.send(run_cell(cell, options))
+        connection.send(run_job(job, options))
     except KeyboardInterrupt:
         os._exit(130)
 
@@ -171,34 +207,35 @@ def _result(receiver):
         return None
 
 
-def _local(cells: list[SweepCell], workers: int, plugins: tuple[str, ...],
+def _local(todo: list[tuple[SweepCell, ...]], workers: int, plugins: tuple[str, ...],
            options: CellOptions) -> Iterator[tuple[SweepCell, str, str | None]]:
-    """One worker process per cell, `workers` at a time (spawned: a forked copy of a process that has
+    """One worker process per job, `workers` at a time (spawned: a forked copy of a process that has
     used threads or CUDA is unsafe). A worker that dies without a result (a plugin calling os._exit, an
-    out-of-memory kill, a segfault) leaves its cell recorded as failed, and the sweep goes on."""
+    out-of-memory kill, a segfault) leaves its cells recorded as failed, and the sweep goes on."""
     context = multiprocessing.get_context("spawn")
-    waiting, running = list(cells), {}
+    waiting, running = list(todo), {}
     try:
         while waiting or running:
             while waiting and len(running) < workers:
-                cell = waiting.pop(0)
+                job = waiting.pop(0)
                 receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=_cell_process, daemon=True, args=(
-                    cell, plugins, options, sender, warnings.formatwarning))
+                process = context.Process(target=_job_process, daemon=True, args=(
+                    job, plugins, options, sender, warnings.formatwarning))
                 process.start()
                 sender.close()
-                running[process.sentinel] = (process, receiver, cell)
+                running[process.sentinel] = (process, receiver, job)
             for sentinel in multiprocessing.connection.wait(list(running)):
-                process, receiver, cell = running.pop(sentinel)
-                result = _result(receiver)
+                process, receiver, job = running.pop(sentinel)
+                results = _result(receiver)
                 process.join()
-                if result is None:
+                if results is None:
                     error = f"its worker process died without a result (exit code {process.exitcode})"
-                    record_failure(resolve(cell.method, cell.task, seed=cell.seed, budget=cell.budget,
-                                           steps=cell.steps, overrides=cell.overrides, recipe=cell.recipe),
-                                   cell.out, error)
-                    result = (cell, "failed", error)
-                yield result
+                    for cell in job:
+                        record_failure(resolve(cell.method, cell.task, seed=cell.seed, budget=cell.budget,
+                                               steps=cell.steps, overrides=cell.overrides, recipe=cell.recipe),
+                                       cell.out, error)
+                    results = [(cell, "failed", error) for cell in job]
+                yield from results
     finally:
         for process, _, _ in running.values():
             process.terminate()  # SIGTERM: its cell records itself as interrupted
@@ -208,9 +245,9 @@ def _local(cells: list[SweepCell], workers: int, plugins: tuple[str, ...],
                 process.kill()
 
 
-def _ray(cells: list[SweepCell], address: str | None, plugins: tuple[str, ...],
+def _ray(todo: list[tuple[SweepCell, ...]], address: str | None, plugins: tuple[str, ...],
          options: CellOptions) -> Iterator[tuple[SweepCell, str, str | None]]:
-    """One Ray task per cell, with one GPU each where the cluster has GPUs. On a cluster of several
+    """One Ray task per job, with one GPU each where the cluster has GPUs. On a cluster of several
     machines `out` (and any plugin file) must be on storage that every node sees."""
     try:
         import ray
@@ -221,19 +258,19 @@ def _ray(cells: list[SweepCell], address: str | None, plugins: tuple[str, ...],
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_ray_cell)
-        pending = [task.remote(cell, plugins, options) for cell in cells]
+        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_ray_job)
+        pending = [task.remote(job, plugins, options) for job in todo]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(done[0])
+            yield from ray.get(done[0])
     finally:
         if started_here:
             ray.shutdown()
 
 
-def _ray_cell(cell: SweepCell, plugins: tuple[str, ...], options: CellOptions):
+def _ray_job(job: tuple[SweepCell, ...], plugins: tuple[str, ...], options: CellOptions):
     load_plugins(plugins)
-    return run_cell(cell, options)
+    return run_job(job, options)
 
 
 @dataclass
@@ -252,8 +289,10 @@ def sweep(cells: list[SweepCell], *, workers: int | None = None, backend: str = 
           spectrum: bool = True, progress: bool = True, threads: int | None = None,
           spectrum_every: int | None = None, landscape: bool = False) -> SweepReport:
     """Run the cells of `plan(...)` that are not finished yet, each with `threads` CPU threads (see
-    `runner.threads_for`); a progress bar counts cells. One sweep at a time uses a results folder."""
-    options = CellOptions(device, spectrum, threads, spectrum_every, landscape)
+    `runner.threads_for`); a progress bar counts cells. One sweep at a time uses a results folder. On a CUDA
+    device (and without `landscape`, which runs per cell) the seeds of each setting are one batched job."""
+    batched = pick_device(device).type == "cuda" and not landscape
+    options = CellOptions(device, spectrum, threads, spectrum_every, landscape, batched)
     outs = sorted({cell.out for cell in cells})
     with contextlib.ExitStack() as locks:
         for out in outs:
@@ -268,11 +307,12 @@ def _sweep(cells, workers, backend, address, plugins, options: CellOptions, prog
     if backend not in ("local", "ray"):
         raise StabenchError(f"unknown backend `{backend}`; use local or ray")
     if todo:
+        grouped = jobs(todo, options.batched)
         if backend == "ray":
-            results = _ray(todo, address, plugins, options)
+            results = _ray(grouped, address, plugins, options)
         else:
             cores = os.cpu_count() or 1
-            results = _local(todo, workers or max(1, cores // threads_for(options.threads)), plugins, options)
+            results = _local(grouped, workers or max(1, cores // threads_for(options.threads)), plugins, options)
         with tqdm(total=len(cells), initial=counts["skipped"], disable=not progress, unit="cell",
                   desc="sweep", dynamic_ncols=True) as bar:
             for cell, status, error in results:

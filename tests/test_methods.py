@@ -272,7 +272,7 @@ def test_wgan_gp_penalty_on_a_linear_critic_is_lambda_times_squared_norm_excess(
     with torch.no_grad():
         weight.mul_(2)  # ‖w‖ well away from 1, where the penalty and its gradient are not small
     fake = game.generator(batch.latent).detach()  # the penalty needs no graph from its inputs
-    alpha = interpolation_weights(torch.Generator().manual_seed(5), batch.real)
+    alpha = interpolation_weights(game, context(game, noise_seed=5), batch)
     penalty = params.gp_weight * gradient_penalty(game, game.point().d, batch.real, fake, alpha)
     torch.testing.assert_close(penalty, params.gp_weight * (weight.norm() - 1) ** 2, rtol=1e-15, atol=0)
 
@@ -290,7 +290,7 @@ def test_wgan_gp_critic_direction_matches_a_finite_difference_on_a_nonlinear_cri
     wgan_gp = METHODS.get("wgan-gp")
     params = params_of(wgan_gp, gp_weight=2.0)
     direction = wgan_gp.d_direction(game, game.point(), batch, params, context(game, noise_seed=7))
-    alpha = interpolation_weights(torch.Generator().manual_seed(sub_seed(7, batch.index)), batch.real)
+    alpha = torch.rand((16, 1), generator=torch.Generator().manual_seed(sub_seed(7, batch.index)), dtype=DOUBLE)
     hidden, output = game.discriminator[0], game.discriminator[2]
 
     def critic_loss():

@@ -39,6 +39,23 @@ class Method:
     Subclasses set `Params` and implement `g_direction` (and `d_direction` where D differs from
     plain ascent on V). Variants are one line: `Unrolled("unrolled10", "...", k=10)`. Bump `version`
     when a change makes old numbers incomparable: it is part of every run_id.
+
+    Batchable methods. The seeds of one cell can train as one stacked model (`stabench.batched`): every
+    parameter, sample and field then has a leading seed axis, and losses are summed over seeds, so each
+    seed's gradient is its own. A method is batchable when its hooks
+    - average over samples with `game.mean(t)`, never `t.mean()`; flatten a sample with
+      `game.per_sample(t)`; reduce over parameters per seed with `game.total(t)` (and broadcast such a
+      per-seed value back with `game.per_seed(values, like)`); read no Python number off a tensor;
+    - draw random numbers with `ctx.random(batch, draw)`, not `ctx.noise(batch)`;
+    - otherwise go through `game` (`discriminate`, `generate`, `value`, `gradient`, `input_gradient`),
+      elementwise tensor operations, `ctx.step`, `ctx.replay`, `ctx.named` and `ctx.state` (whose tensors
+      are stacked too);
+    and the class that defines each hook a method overrides says `batchable = True` in its own body (a
+    subclass that overrides a hook vouches for it again: `vouches`). Other methods train one seed per
+    process, and their records say why. `capturable = True` says more: an iteration reads no state that
+    changes between iterations other than the parameters, the optimizers' state and module buffers (no
+    `ctx.random`, no `ctx.replay`, no rebound `ctx.state` entry, no step count), so on CUDA it is
+    recorded once as a CUDA graph and replayed (`stabench.graphs`).
     """
 
     Params: ClassVar[type] = MethodParams
@@ -47,6 +64,8 @@ class Method:
     # What `stabench spectrum` analyses when the update is no function of the current point alone
     # (optimism, lookahead): said in the spectrum's notes; `spectrum_field` is then that field.
     spectrum_note: ClassVar[str] = ""
+    batchable: ClassVar[bool] = True  # see "Batchable methods" above; declared by each class defining a hook
+    capturable: ClassVar[bool] = True
 
     def __init__(self, name: str, description: str, **fixed: Any):
         unknown = set(fixed) - set(declared_defaults(self.Params))
@@ -98,6 +117,16 @@ class Method:
 
     def between_iterations(self, game: Game, params, ctx: Context, completed: int) -> None:
         """Called before the first training iteration (`completed` = 0) and after each one; nothing by default."""
+
+
+HOOKS = ("d_direction", "g_direction", "field", "apply", "constrain", "between_iterations", "prepare")
+
+
+def vouches(method: Method, flag: str) -> bool:
+    """Every class that defines one of `method`'s tensor hooks says `flag = True` (`batchable`,
+    `capturable`) in its own body, so a plugin overriding a hook of a batchable family is not taken on trust."""
+    owners = {next(cls for cls in type(method).__mro__ if hook in vars(cls)) for hook in HOOKS}
+    return all(vars(owner).get(flag) is True for owner in owners)
 
 
 TRAINING_KEYS = frozenset(f.name for f in dataclasses.fields(TrainingParams))

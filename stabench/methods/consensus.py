@@ -31,6 +31,7 @@ class Consensus(Vanilla):
     """
 
     Params = ConsensusParams
+    batchable = capturable = True
     source = "Mescheder et al. 2017, The Numerics of GANs"
 
     def field(self, game, point, batch, params, ctx):

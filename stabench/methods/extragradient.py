@@ -26,6 +26,7 @@ class Extragradient(Vanilla):
     """
 
     Params = ExtragradientParams
+    batchable = True  # not capturable: Extra-Adam replays the optimizers from their step count
     source = "Korpelevich 1976; Gidel et al. 2019 (Extra-Adam, Algorithm 4)"
 
     def field(self, game, point, batch, params, ctx):

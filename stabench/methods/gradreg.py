@@ -26,6 +26,7 @@ class GradReg(Method):
     """
 
     Params = GradRegParams
+    batchable = capturable = True
     source = "Nagarajan & Kolter 2017, eq. (4); locuslab/gradient_regularized_gan"
 
     def g_direction(self, game, point, batch, params, ctx):

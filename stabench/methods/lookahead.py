@@ -21,6 +21,7 @@ class Lookahead(Vanilla):
     state, saved with the run."""
 
     Params = LookaheadParams
+    batchable = True  # not capturable: the slow update depends on the iteration count
     source = "Chavdarova et al. 2021 (Algorithm 1, joint lookahead on both players)"
     spectrum_note = ("spectrum of the plain GAN field: lookahead's averaging every k iterations is no function "
                      "of the current point")

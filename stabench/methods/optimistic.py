@@ -24,6 +24,7 @@ class Optimistic(Vanilla):
     """
 
     Params = OptimisticParams
+    batchable = True  # not capturable: the previous step is rebound in ctx.state every iteration
     source = "Daskalakis et al. 2018 (Optimistic Mirror Descent; Optimistic Adam)"
     spectrum_note = ("spectrum of the plain GAN field: an optimistic update also depends on the previous step, "
                      "so it is no function of the current point")

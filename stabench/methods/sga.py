@@ -29,6 +29,7 @@ class Sga(Vanilla):
     """
 
     Params = SgaParams
+    batchable = capturable = True
     source = "Balduzzi et al. 2018 (Algorithm 1)"
 
     def field(self, game, point, batch, params, ctx):
@@ -45,12 +46,12 @@ class Sga(Vanilla):
         h_xi = torch.autograd.grad(transposed_marked, marks, xi if keep else detached, create_graph=keep,
                                    materialize_grads=True)
         adjustment = [(ht - h) / 2 for ht, h in zip(h_transpose_xi, h_xi)]
-        lam = params.lam
-        if params.align:
-            size = sum(t.numel() for t in xi)
-            alignment = (_dot(detached, h_transpose_xi) * _dot(adjustment, h_transpose_xi)).detach() / size
-            lam *= 1.0 if float(alignment) + ALIGNMENT_EPSILON >= 0 else -1.0
-        adjusted = [x + lam * a for x, a in zip(xi, adjustment)]
+        lam = torch.tensor(params.lam, dtype=xi[0].dtype, device=xi[0].device)
+        if params.align:  # per seed in a stacked game, on the device: no host round trip
+            size = sum(game.total(torch.ones_like(t)) for t in xi)
+            alignment = (_dot(game, detached, h_transpose_xi) * _dot(game, adjustment, h_transpose_xi)).detach() / size
+            lam = torch.where(alignment + ALIGNMENT_EPSILON >= 0, lam, -lam)
+        adjusted = [x + game.per_seed(lam, a) * a for x, a in zip(xi, adjustment)]
         n_d = len(point.d)
         return Field(dict(zip(point.d, adjusted[:n_d])), dict(zip(point.g, adjusted[n_d:])))
 
@@ -61,5 +62,5 @@ class Sga(Vanilla):
         return self.field(game, point, batch, params, ctx).g
 
 
-def _dot(left, right) -> torch.Tensor:
-    return sum((a * b).sum() for a, b in zip(left, right))
+def _dot(game, left, right) -> torch.Tensor:
+    return sum(game.total(a * b) for a, b in zip(left, right))

@@ -34,10 +34,18 @@ class SpectralNormalisation(nn.Module):
 
     @torch.no_grad()
     def refresh(self, weight: torch.Tensor, iterations: int) -> None:
-        matrix = weight.detach().flatten(1)
-        for _ in range(iterations):
-            self.v.copy_(F.normalize(matrix.T @ self.u, dim=0))
-            self.u.copy_(F.normalize(matrix @ self.v, dim=0))
+        def power_iteration(weight, u, v):
+            matrix = weight.flatten(1)
+            for _ in range(iterations):
+                v = F.normalize(matrix.T @ u, dim=0)
+                u = F.normalize(matrix @ v, dim=0)
+            return u, v
+
+        # A stacked model of many seeds (`stabench.batched`) holds one estimate per seed along a leading axis.
+        iterate = torch.func.vmap(power_iteration) if self.u.dim() > 1 else power_iteration
+        u, v = iterate(weight.detach(), self.u, self.v)
+        self.u.copy_(u)
+        self.v.copy_(v)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return weight / (self.u @ weight.flatten(1) @ self.v)
@@ -53,6 +61,7 @@ class SpectralNorm(Vanilla):
     value; the trained parameters (and the spectrum's coordinates) are the unnormalised weights."""
 
     Params = SpectralNormParams
+    batchable = capturable = True
     source = "Miyato et al. 2018 (one power iteration per step)"
 
     def prepare(self, game, params):

@@ -27,6 +27,7 @@ class Unrolled(Method):
     """
 
     Params = UnrolledParams
+    batchable = True  # not capturable: the replay reads D's step count
     source = "Metz et al. 2017 (unrolled through D's optimizer state, as their code)"
 
     def g_direction(self, game, point, batch, params, ctx):
@@ -39,5 +40,5 @@ class Unrolled(Method):
                 ascent = game.gradient(game.value_of_samples(d, batch.real, fake, loss), d, create_graph=True)
                 d = optimizer.step(d, negate(ascent))
         if params.nonsaturating:
-            return game.gradient(-LOSSES[loss](game.discriminate(d, fake)).mean(), point.g)
+            return game.gradient(-game.mean(LOSSES[loss](game.discriminate(d, fake))), point.g)
         return game.gradient(game.value_of_samples(d, batch.real, fake, loss), point.g)

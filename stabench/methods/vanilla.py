@@ -25,6 +25,7 @@ class Vanilla(Method):
 
     Params = VanillaParams
     source = "Goodfellow et al. 2014"
+    batchable = capturable = True
 
     def g_direction(self, game, point, batch, params, ctx):
         return game.gradient(generator_loss(game, point, batch, self.loss(params), params.nonsaturating), point.g)
@@ -34,7 +35,7 @@ def generator_loss(game, point, batch, loss: str, nonsaturating: bool):
     """What G descends: V, or with `nonsaturating` -E f(D(G(z))) (same fixed points, strong gradients
     where D rejects the fakes confidently)."""
     if nonsaturating:
-        return -LOSSES[loss](game.discriminate(point.d, game.generate(point.g, batch.latent))).mean()
+        return -game.mean(LOSSES[loss](game.discriminate(point.d, game.generate(point.g, batch.latent))))
     return game.value(point, batch, loss)
 
 

@@ -30,6 +30,7 @@ class Critic(Method):
     """V with f(t) = t: D (the critic) ascends E D(x) - E D(G(z)), G descends it."""
 
     Params = CriticParams
+    batchable = capturable = True
 
     def loss(self, params) -> str:
         return "wgan"
@@ -43,6 +44,7 @@ class WGAN(Critic):
 
     Params = WGANParams
     source = "Arjovsky et al. 2017"
+    batchable = capturable = True
 
     def constrain(self, game, params):
         if params.clip > 0:
@@ -51,10 +53,13 @@ class WGAN(Critic):
                     parameter.clamp_(-params.clip, params.clip)
 
 
-def interpolation_weights(generator: torch.Generator, real: Tensor) -> Tensor:
-    """α ~ U[0, 1], one per sample, shaped to broadcast over a sample's dimensions."""
-    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    return torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+def interpolation_weights(game: Game, ctx, batch) -> Tensor:
+    """α ~ U[0, 1], one per sample (from the batch's noise), shaped to broadcast over a sample's dimensions."""
+    real = batch.real
+    samples = game.per_sample(real).shape[-2]
+    alpha = ctx.random(batch, lambda generator: torch.rand(samples, generator=generator, device=real.device,
+                                                           dtype=real.dtype))
+    return alpha.reshape(alpha.shape + (1,) * (real.dim() - alpha.dim()))
 
 
 def gradient_penalty(game: Game, d: Params, real: Tensor, fake: Tensor, alpha: Tensor) -> Tensor:
@@ -63,7 +68,7 @@ def gradient_penalty(game: Game, d: Params, real: Tensor, fake: Tensor, alpha: T
     The input gradient keeps its graph: the penalty is differentiated again, with respect to D.
     """
     input_gradient = game.input_gradient(d, alpha * real + (1 - alpha) * fake)
-    return ((input_gradient.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    return game.mean((game.per_sample(input_gradient).norm(dim=-1) - 1) ** 2)
 
 
 class WGANGP(Critic):
@@ -71,10 +76,11 @@ class WGANGP(Critic):
 
     Params = WGANGPParams
     source = "Gulrajani et al. 2017; igul222/improved_wgan_training"
+    batchable = True  # not capturable: the interpolation weights are drawn from each batch's own generator
 
     def d_direction(self, game, point, batch, params, ctx):
         fake = game.generate(point.g, batch.latent)
         value = game.value_of_samples(point.d, batch.real, fake, self.loss(params))
-        alpha = interpolation_weights(ctx.noise(batch), batch.real)
+        alpha = interpolation_weights(game, ctx, batch)
         penalty = gradient_penalty(game, point.d, batch.real, fake, alpha)
         return game.gradient(params.gp_weight * penalty - value, point.d)

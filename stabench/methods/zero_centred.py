@@ -23,11 +23,12 @@ class ZeroCentred(Vanilla):
     """
 
     Params = ZeroCentredParams
+    batchable = capturable = True
     source = "Mescheder et al. 2018 (LMescheder/GAN_stability)"
 
     def d_direction(self, game, point, batch, params, ctx):
         fake = game.generate(point.g, batch.latent)
         value = game.value_of_samples(point.d, batch.real, fake, self.loss(params))
         penalised = batch.real if params.penalised == "real" else fake
-        penalty = game.input_gradient(point.d, penalised).flatten(1).pow(2).sum(1).mean()
+        penalty = game.mean(game.per_sample(game.input_gradient(point.d, penalised)).pow(2).sum(-1))
         return game.gradient(params.gamma / 2 * penalty - value, point.d)
