@@ -145,7 +145,8 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
             measured.status, measured.diverged_at_step = "diverged", step
             return None
         metrics = evaluate(cell, game)
-        row = {"step": step, "wall_seconds": measured.wall_seconds, **metrics}
+        row = {"step": step, "wall_seconds": measured.wall_seconds, **metrics,
+               **cell.method.diagnostics(game, game.point(), batch, cell.method_params, ctx)}
         if tracker is not None and step % spectrum_every == 0:
             began = time.perf_counter()
             try:
