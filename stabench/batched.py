@@ -168,9 +168,10 @@ def train_seeds(cells: list[Cell], stacked: StackedGame, seeds: list[Seed], iter
                 active.remove(i)
                 frozen[i] = seeds[i].snapshot()
 
-    bar = tqdm(total=first.steps, disable=not progress, unit="step", mininterval=0.5, dynamic_ncols=True,
-               desc=f"{first.method.name} on {first.task.name}, {len(cells)} seeds")
-    try:
+    bar = None
+    try:  # as in `runner.train`: a Ctrl-C or SIGTERM while the bar is first drawn is an interruption too
+        bar = tqdm(total=first.steps, disable=not progress, unit="step", mininterval=0.5, dynamic_ncols=True,
+                   desc=f"{first.method.name} on {first.task.name}, {len(cells)} seeds")
         checkpoint(0, stacked.sample_batch(first.task_params.batch_size))
         started = time.perf_counter()
         for step in range(1, first.steps + 1):
@@ -199,5 +200,6 @@ def train_seeds(cells: list[Cell], stacked: StackedGame, seeds: list[Seed], iter
             measured[i].status, measured[i].error = "failed", f"{type(error).__name__}: {error}"
             measured[i].traceback = traceback.format_exc()
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     return measured

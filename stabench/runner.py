@@ -183,7 +183,8 @@ def measure(step: int, cell: Cell, game, ctx: Context, batch, measured: Training
         measured.status, measured.diverged_at_step = "diverged", step
         return None
     metrics = evaluate(cell, game)
-    row = {"step": step, "wall_seconds": measured.wall_seconds, **metrics}
+    row = {"step": step, "wall_seconds": measured.wall_seconds, **metrics,
+           **cell.method.diagnostics(game, game.point(), batch, cell.method_params, ctx)}
     if tracker is not None and step % spectrum_every == 0:
         began = time.perf_counter()
         try:

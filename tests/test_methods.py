@@ -1,6 +1,7 @@
 """Each method against its definition: exact identities, finite differences, torch.optim itself."""
 import copy
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from stabench.methods import METHODS
 from stabench.methods.unrolled import Unrolled
 from stabench.methods.wgan import WGAN, gradient_penalty, interpolation_weights
 from stabench.optim import DifferentiableOptimizer, make_optimizer
+from stabench.records import CURVE_FILE, read_rows
 from stabench.runner import make_context, train
 from stabench.seeds import sub_seed
 from stabench.tasks.base import TaskParams
@@ -435,3 +437,27 @@ def test_list_methods_without_a_task_shows_each_tasks_reference_settings(invoke)
     assert "    on mog: optimizer=rmsprop lr=5e-05  [the original WGAN recipe" in output
     assert ("    on mog: gp_weight=0.1 n_critic=5 beta1=0.5 beta2=0.9  "
             "[the WGAN-GP toy script (igul222/improved_wgan_training, gan_toy.py)]\n") in output
+
+
+@pytest.mark.parametrize("nonsaturating", [False, True])
+def test_gradreg_records_its_penalty_share_in_the_curve(nonsaturating, tmp_path):
+    gradreg = METHODS.get("gradreg")
+    game = tiny_game()
+    batch = game.sample_batch(16)
+    params = params_of(gradreg, eta=0.3, nonsaturating=nonsaturating)
+    found = gradreg.diagnostics(game, game.point(), batch, params, context(game))
+    with torch.enable_grad():
+        value = gan_value(game.discriminator, game.generator, batch)
+        d_gradient = torch.autograd.grad(value, list(game.discriminator.parameters()))
+    penalty = 0.3 * sum(float((g * g).sum()) for g in d_gradient)
+    fake_logits = game.discriminator(game.generator(batch.latent)).squeeze(-1).detach()
+    own = float(F.softplus(-fake_logits).mean()) if nonsaturating else float(value.detach())  # -E log D(G(z)) = E softplus(-logit)
+    assert found["penalty"] == pytest.approx(penalty, rel=1e-12)
+    assert found["objective"] == pytest.approx(own, rel=1e-12)
+    assert found["penalty_share"] == pytest.approx(penalty / (abs(own) + penalty), rel=1e-12)
+    record = stabench.run("gradreg", "mog", budget="smoke", steps=4, overrides={**TINY, "eval_samples": 100},
+                          out=tmp_path, progress=False, spectrum=False)
+    curve = read_rows(Path(record.path), CURVE_FILE)
+    assert len(curve) >= 2 and curve["penalty_share"].between(0, 1).all()
+    assert METHODS.get("vanilla").diagnostics(game, game.point(), batch, params_of(METHODS.get("vanilla")),
+                                              context(game)) == {}

@@ -115,6 +115,10 @@ class Method:
     def constrain(self, game: Game, params) -> None:
         """Called after every D step (weight clipping); nothing by default."""
 
+    def diagnostics(self, game: Game, point: Point, batch: Batch, params, ctx: Context) -> dict[str, float]:
+        """Extra columns of the curve at each evaluation, on the last training batch (never ranked); none by default."""
+        return {}
+
     def between_iterations(self, game: Game, params, ctx: Context, completed: int) -> None:
         """Called before the first training iteration (`completed` = 0) and after each one; nothing by default."""
 

@@ -8,7 +8,7 @@ import torch
 
 from stabench.game import Field, squared_norm
 from stabench.hyperparams import hyperparameter
-from stabench.methods.vanilla import PlainGameParams, Vanilla, plain_field
+from stabench.methods.vanilla import JointFieldMethod, PlainGameParams, plain_field
 
 
 @dataclass
@@ -23,7 +23,7 @@ def joint_gradient(game, point, output) -> Field:
     return Field(dict(zip(point.d, grads[:len(point.d)])), dict(zip(point.g, grads[len(point.d):])))
 
 
-class Consensus(Vanilla):
+class Consensus(JointFieldMethod):
     """Both players follow v - γ∇L, L = ½‖v‖² of the joint field v: the plain field plus γ Jᵀv.
 
     L's gradient costs one double backprop through the joint field; at an equilibrium the Jacobian
@@ -39,9 +39,3 @@ class Consensus(Vanilla):
         consensus = joint_gradient(game, point, (squared_norm(plain.d) + squared_norm(plain.g)) / 2)
         return Field({name: plain.d[name] + params.gamma * consensus.d[name] for name in plain.d},
                      {name: plain.g[name] + params.gamma * consensus.g[name] for name in plain.g})
-
-    def d_direction(self, game, point, batch, params, ctx):
-        return self.field(game, point, batch, params, ctx).d
-
-    def g_direction(self, game, point, batch, params, ctx):
-        return self.field(game, point, batch, params, ctx).g

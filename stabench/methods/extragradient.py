@@ -7,7 +7,7 @@ from typing import Literal
 
 from stabench.game import Field, Point
 from stabench.hyperparams import hyperparameter
-from stabench.methods.vanilla import PlainGameParams, Vanilla, plain_field
+from stabench.methods.vanilla import JointFieldMethod, PlainGameParams, plain_field
 
 
 @dataclass
@@ -17,7 +17,7 @@ class ExtragradientParams(PlainGameParams):
     with_optimizer: bool = False  # extrapolate with the optimizer's own update rule and state (Extra-Adam)
 
 
-class Extragradient(Vanilla):
+class Extragradient(JointFieldMethod):
     """Both players' field taken at the extrapolated point x' = x - ηF(x), applied at x.
 
     With `with_optimizer` (Extra-Adam), x' is one step of each player's own optimizer from a copy of
@@ -40,9 +40,3 @@ class Extragradient(Vanilla):
                           {name: p - eta * here.g[name] for name, p in point.g.items()})
         there = plain_field(game, ahead, batch, loss, params.nonsaturating)
         return Field(there.d, there.g)
-
-    def d_direction(self, game, point, batch, params, ctx):
-        return self.field(game, point, batch, params, ctx).d
-
-    def g_direction(self, game, point, batch, params, ctx):
-        return self.field(game, point, batch, params, ctx).g

@@ -29,6 +29,16 @@ class GradReg(Method):
     batchable = capturable = True
     source = "Nagarajan & Kolter 2017, eq. (4); locuslab/gradient_regularized_gan"
 
+    def diagnostics(self, game, point, batch, params, ctx):
+        """`penalty` η‖∇_D V‖², G's own term (`objective`: V, or the non-saturating loss), and `penalty_share`,
+        |penalty| / (|objective| + |penalty|): whether the penalty acts at all."""
+        value = game.value(point, batch, self.loss(params))
+        penalty = params.eta * float(squared_norm(game.gradient(value, point.d)))
+        own = generator_loss(game, point, batch, self.loss(params), True) if params.nonsaturating else value
+        own = float(own.detach())
+        total = abs(own) + abs(penalty)
+        return {"penalty": penalty, "objective": own, "penalty_share": abs(penalty) / total if total else 0.0}
+
     def g_direction(self, game, point, batch, params, ctx):
         value = game.value(point, batch, self.loss(params))
         d_gradient = game.gradient(value, point.d, create_graph=True)  # double backprop through ∇_D V

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from stabench.hyperparams import hyperparameter
-from stabench.methods.vanilla import PlainGameParams, Vanilla, plain_field
+from stabench.methods.vanilla import PlainGameParams, Vanilla, plain_spectrum_field
 
 
 @dataclass
@@ -26,8 +26,7 @@ class Lookahead(Vanilla):
     spectrum_note = ("spectrum of the plain GAN field: lookahead's averaging every k iterations is no function "
                      "of the current point")
 
-    def spectrum_field(self, game, point, batch, params, ctx):
-        return plain_field(game, point, batch, self.loss(params), params.nonsaturating)
+    spectrum_field = plain_spectrum_field
 
     def between_iterations(self, game, params, ctx, completed):
         fast = ctx.named

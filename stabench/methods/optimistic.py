@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from stabench.methods.vanilla import PlainGameParams, Vanilla, plain_field
+from stabench.methods.vanilla import PlainGameParams, Vanilla, plain_spectrum_field
 
 
 @dataclass
@@ -29,8 +29,7 @@ class Optimistic(Vanilla):
     spectrum_note = ("spectrum of the plain GAN field: an optimistic update also depends on the previous step, "
                      "so it is no function of the current point")
 
-    def spectrum_field(self, game, point, batch, params, ctx):
-        return plain_field(game, point, batch, self.loss(params), params.nonsaturating)
+    spectrum_field = plain_spectrum_field
 
     def d_direction(self, game, point, batch, params, ctx):
         return self._optimistic("d", super().d_direction(game, point, batch, params, ctx), params, ctx)

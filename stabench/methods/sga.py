@@ -8,7 +8,7 @@ import torch
 
 from stabench.game import Field
 from stabench.hyperparams import hyperparameter
-from stabench.methods.vanilla import PlainGameParams, Vanilla, plain_field
+from stabench.methods.vanilla import JointFieldMethod, PlainGameParams, plain_field
 
 ALIGNMENT_EPSILON = 0.1  # ε of the paper's Algorithm 1
 
@@ -20,7 +20,7 @@ class SgaParams(PlainGameParams):
     align: bool = True  # the paper's sign alignment: λ takes the sign that moves towards a stable fixed point
 
 
-class Sga(Vanilla):
+class Sga(JointFieldMethod):
     """Both players follow ξ + λAᵀξ: ξ the joint field (descent directions), A = (H - Hᵀ)/2 the
     antisymmetric part of its Jacobian H, Aᵀξ = (Hᵀξ - Hξ)/2 by two Jacobian-vector products.
 
@@ -54,12 +54,6 @@ class Sga(Vanilla):
         adjusted = [x + game.per_seed(lam, a) * a for x, a in zip(xi, adjustment)]
         n_d = len(point.d)
         return Field(dict(zip(point.d, adjusted[:n_d])), dict(zip(point.g, adjusted[n_d:])))
-
-    def d_direction(self, game, point, batch, params, ctx):
-        return self.field(game, point, batch, params, ctx).d
-
-    def g_direction(self, game, point, batch, params, ctx):
-        return self.field(game, point, batch, params, ctx).g
 
 
 def _dot(game, left, right) -> torch.Tensor:

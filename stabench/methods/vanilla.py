@@ -49,3 +49,21 @@ def plain_field(game, point, batch, loss: str, nonsaturating: bool, create_graph
     both = game.gradient(value, {**{("d", k): v for k, v in point.d.items()}, **{("g", k): v for k, v in point.g.items()}},
                          create_graph=create_graph)  # one backward pass for both players
     return Field({name: -both["d", name] for name in point.d}, {name: both["g", name] for name in point.g})
+
+
+class JointFieldMethod(Vanilla):
+    """A method defined by one field over both players (consensus, SGA, extragradient): each player's
+    direction is its half of `field`. Simultaneous schedules (their default) compute the field once."""
+
+    def d_direction(self, game, point, batch, params, ctx):
+        return self.field(game, point, batch, params, ctx).d
+
+    def g_direction(self, game, point, batch, params, ctx):
+        return self.field(game, point, batch, params, ctx).g
+
+
+def plain_spectrum_field(method, game, point, batch, params, ctx) -> Field:
+    """`spectrum_field` for methods whose update is no function of the current point (optimism,
+    lookahead): the plain GAN field, which their `spectrum_note` names."""
+    return plain_field(game, point, batch, method.loss(params), params.nonsaturating)
+
