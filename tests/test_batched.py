@@ -3,6 +3,8 @@ of the same form, freezes alone when it diverges; an unbatchable method trains o
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -103,6 +105,9 @@ def test_a_batched_seed_keeps_a_single_runs_record(tmp_path):
             for name, value in single[net].items():
                 torch.testing.assert_close(ours[net][name], value, rtol=0, atol=RTOL * float(value.abs().max()))
         assert mine.metrics["mean_mode_distance"] == pytest.approx(theirs.metrics["mean_mode_distance"], rel=1e-4)
+        ours_curve, single_curve = (pd.read_csv(r.path / CURVE_FILE) for r in (mine, theirs))
+        assert (ours_curve["penalty_share"] > 0).all()  # gradreg's diagnostics, measured on the seed's own game
+        np.testing.assert_allclose(ours_curve["penalty_share"], single_curve["penalty_share"], rtol=1e-3)
     again = batched.run_seeds("gradreg", "mog", seeds=[1, 0], budget="smoke", steps=60, overrides=TINY["mog"],
                               out=tmp_path / "batched", progress=False, spectrum=False, batched=True)
     assert [r.seed for r in again] == [1, 0] and all(r.reused for r in again)

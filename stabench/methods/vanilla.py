@@ -55,6 +55,8 @@ class JointFieldMethod(Vanilla):
     """A method defined by one field over both players (consensus, SGA, extragradient): each player's
     direction is its half of `field`. Simultaneous schedules (their default) compute the field once."""
 
+    batchable = capturable = True  # its hooks only split `field`: a subclass's `field` says what it is
+
     def d_direction(self, game, point, batch, params, ctx):
         return self.field(game, point, batch, params, ctx).d
 
