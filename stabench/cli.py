@@ -224,7 +224,9 @@ def list_entries(what, task, verbose, plugins):
             click.echo(f"{recipe.name}  (on {recipe.task}; budgets: {budgets})\n    source: {recipe.source}")
             if recipe.settings:
                 click.echo(f"    every method: {_assignments(recipe.settings)}")
-            for method, settings in recipe.methods.items():
+            own = {method: settings for method, settings in recipe.methods.items() if settings}
+            click.echo(f"    methods: {', '.join(recipe.methods)}")
+            for method, settings in own.items():
                 click.echo(f"    {method}: {_assignments(settings)}")
         return
     if what == "methods" and not (verbose or task):

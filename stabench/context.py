@@ -16,7 +16,7 @@ import torch
 
 from stabench.game import Batch, Game
 from stabench.hyperparams import hyperparameter
-from stabench.optim import DifferentiableOptimizer, make_optimizer
+from stabench.optim import DifferentiableOptimizer, learning_rate, make_optimizer
 from stabench.seeds import sub_seed
 
 
@@ -31,6 +31,7 @@ class TrainingParams:
     beta1: float = hyperparameter(0.5, at_least=0, below=1)
     beta2: float = hyperparameter(0.999, at_least=0, below=1)
     eps: float = hyperparameter(1e-8, above=0)
+    g_lr: float | None = hyperparameter(None, above=0)  # G's own learning rate; none: `lr` (Metz et al.: half D's)
 
 
 class Context:
@@ -41,7 +42,8 @@ class Context:
     def __init__(self, game: Game, settings, noise_seed: int, *, optimizer_state_known: bool = True):
         self.settings = settings
         self.named = {"d": dict(game.discriminator.named_parameters()), "g": dict(game.generator.named_parameters())}
-        self.optimizers = {player: make_optimizer(list(named.values()), settings) for player, named in self.named.items()}
+        self.optimizers = {player: make_optimizer(list(named.values()), settings, learning_rate(settings, player))
+                           for player, named in self.named.items()}
         self.noise_seed = noise_seed
         self.optimizer_state_known = optimizer_state_known
         self.state: dict[str, Any] = {}
@@ -78,11 +80,12 @@ class Context:
         """`player`'s ("d" or "g") optimizer as a differentiable update rule from a copy of its state."""
         if self.optimizer_state_known:
             return DifferentiableOptimizer(self.optimizers[player], self.named[player])
+        lr = learning_rate(self.settings, player)
         note = (f"no optimizer state exists at this point: {player.upper()}'s update is replayed as plain gradient "
-                f"steps at lr={self.settings.lr:g}, not {self.settings.optimizer}")
+                f"steps at lr={lr:g}, not {self.settings.optimizer}")
         if note not in self.notes:
             self.notes.append(note)
-        return DifferentiableOptimizer.sgd(self.named[player], self.settings.lr)
+        return DifferentiableOptimizer.sgd(self.named[player], lr)
 
     def state_dict(self) -> dict[str, Any]:
         """Both optimizers' state and the method's own, for state.pt."""

@@ -22,14 +22,20 @@ INERT_OPTIONS = {
 }
 
 
-def make_optimizer(parameters, settings) -> torch.optim.Optimizer:
-    """The torch optimizer named by `settings.optimizer` with its lr, betas and eps."""
+def learning_rate(settings, player: str) -> float:
+    """`player`'s ("d" or "g") learning rate: `lr`, or for G `g_lr` where a setting gives one."""
+    return settings.g_lr if player == "g" and settings.g_lr is not None else settings.lr
+
+
+def make_optimizer(parameters, settings, lr: float | None = None) -> torch.optim.Optimizer:
+    """The torch optimizer named by `settings.optimizer` with its lr (or `lr`), betas and eps."""
+    lr = settings.lr if lr is None else lr
     if settings.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=settings.lr, betas=(settings.beta1, settings.beta2), eps=settings.eps)
+        return torch.optim.Adam(parameters, lr=lr, betas=(settings.beta1, settings.beta2), eps=settings.eps)
     if settings.optimizer == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=settings.lr, eps=settings.eps)
+        return torch.optim.RMSprop(parameters, lr=lr, eps=settings.eps)
     if settings.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=settings.lr)
+        return torch.optim.SGD(parameters, lr=lr)
     raise ValueError(f"unknown optimizer {settings.optimizer!r}; supported: {', '.join(SUPPORTED)}")
 
 

@@ -77,3 +77,18 @@ register_recipe(
     budgets={"smoke": Budget(steps=100, eval_every=50), "quick": Budget(steps=5000, eval_every=250),
              "paper": Budget(steps=100_000, eval_every=1000)},
 )
+
+
+METZ = ("Metz et al. 2017, Unrolled GANs, appendix (stacked MNIST), as the project's audit read it; "
+        "not rechecked against the appendix here")
+# Metz et al.'s smaller nets: G 64-32-16-8 filters, D 2-4-8 (a quarter of G) or 4-8-16 (a half), batch norm and
+# leaky ReLU 0.3; Adam 2e-4 for D and 1e-4 for G, betas (0.5, 0.99); batch 128. Methods keep their own defaults.
+_METZ_METHODS = ("vanilla", "vanilla-ns", "unrolled1", "unrolled5", "unrolled10", "gradreg", "gradreg-ns", "r1", "r1-ns",
+                 "wgan-gp")
+for _name, _d_width in (("metz-quarter", 2), ("metz-half", 4)):
+    register_recipe(
+        _name, "stacked-mnist", methods={method: {} for method in _METZ_METHODS},
+        settings={"architecture": "metz", "g_width": 8, "d_width": _d_width, "batch_size": 128, "optimizer": "adam",
+                  "lr": 2e-4, "g_lr": 1e-4, "beta1": 0.5, "beta2": 0.99},
+        source=METZ,
+    )

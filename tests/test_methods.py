@@ -461,3 +461,15 @@ def test_gradreg_records_its_penalty_share_in_the_curve(nonsaturating, tmp_path)
     assert len(curve) >= 2 and curve["penalty_share"].between(0, 1).all()
     assert METHODS.get("vanilla").diagnostics(game, game.point(), batch, params_of(METHODS.get("vanilla")),
                                               context(game)) == {}
+
+
+def test_g_lr_sets_gs_learning_rate_alone_and_its_replay_without_state():
+    cell = resolve("unrolled1", "mog", budget="smoke", overrides={"lr": 3e-4, "g_lr": 1e-4})
+    game = cell.build_game(torch.device("cpu"))
+    ctx = make_context(cell, game)
+    assert (ctx.d_optimizer.param_groups[0]["lr"], ctx.g_optimizer.param_groups[0]["lr"]) == (3e-4, 1e-4)
+    stateless = Context(game, cell.task_params, 0, optimizer_state_known=False)
+    stateless.replay("g")
+    assert "G's update is replayed as plain gradient steps at lr=0.0001" in stateless.notes[0]
+    same = resolve("unrolled1", "mog", budget="smoke", overrides={"lr": 3e-4})
+    assert make_context(same, same.build_game(torch.device("cpu"))).g_optimizer.param_groups[0]["lr"] == 3e-4

