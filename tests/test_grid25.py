@@ -37,7 +37,7 @@ def test_mogs_defaults_are_the_reference_networks():
     assert defaults(MogParams) == {
         "batch_size": 512, "optimizer": "adam", "lr": 1e-4, "beta1": 0.5, "beta2": 0.999, "eps": 1e-8,
         "std": 0.02, "latent_dim": 256, "hidden": 128, "g_layers": 2, "d_layers": 1, "init": "orthogonal",
-        "init_gain": 0.8, "d_input_scale": 0.25, "eval_samples": 2500, "n_modes": 8, "radius": 2.0}
+        "init_gain": 0.8, "d_input_scale": 0.25, "eval_samples": 2500, "n_modes": 8, "radius": 2.0, "g_lr": None}
     game = resolve("vanilla", "mog").build_game(torch.device("cpu"))
     shapes = lambda network: [tuple(p.shape) for p in network.parameters()]  # noqa: E731
     assert shapes(game.generator) == [(128, 256), (128,), (128, 128), (128,), (2, 128), (2,)]
