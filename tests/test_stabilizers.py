@@ -364,3 +364,22 @@ def test_lq_r1_r2_subtract_gamma_times_the_input_gradient_moments_from_ds_block(
     # At the equilibrium G's samples are the data's, so R2's moments are R1's.
     expected[:d_size, :d_size] -= 2.0 * input_gradient_moments(field_map)
     torch.testing.assert_close(jacobian, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 5, 15])
+def test_lq_unrolled_is_k_linearised_sgd_steps_of_d_seen_through_by_g(k):
+    """D's k steps (no optimizer state at the equilibrium: SGD at the lr α) give δψₖ = Aᵏδψ + Sδθ with
+    A = I + αJ_DD, S = Σ_(j<k) Aʲ αJ_DG; G differentiates V(θ, ψₖ(θ)) through them, so its row is
+    J_GD δψₖ + J_GG δθ − Sᵀ(J_DD δψₖ + J_DG δθ). On dirac (J_DD = 0) this is gradreg's with η = kα."""
+    plain_jacobian, _ = lq_jacobian("vanilla")
+    jacobian, _ = lq_jacobian(f"unrolled{k}")
+    lr = resolve("vanilla", "lq").task_params.lr
+    d_size = 2 * 2 + 2
+    dd, dg = plain_jacobian[:d_size, :d_size], plain_jacobian[:d_size, d_size:]
+    gd, gg = plain_jacobian[d_size:, :d_size], plain_jacobian[d_size:, d_size:]
+    a = torch.eye(d_size, dtype=dd.dtype) + lr * dd
+    s = sum(torch.linalg.matrix_power(a, j) for j in range(k)) @ (lr * dg)
+    a_k = torch.linalg.matrix_power(a, k)
+    g_row = torch.cat([gd @ a_k - s.T @ dd @ a_k, gg + gd @ s - s.T @ dd @ s - s.T @ dg], dim=1)
+    expected = torch.cat([torch.cat([dd, dg], dim=1), g_row])
+    torch.testing.assert_close(jacobian, expected, rtol=1e-10, atol=1e-12)
