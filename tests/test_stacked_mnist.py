@@ -16,7 +16,8 @@ from stabench.runner import Trainer, make_context
 from stabench.seeds import Seeds
 from stabench.tasks.stacked_mnist import StackedMnistParams, mode_coverage
 from stabench.tasks.stacked_mnist.classifier import load_or_train
-from stabench.tasks.stacked_mnist.mnist import Digits, Mnist, _mirror_reachable, load_mnist
+from stabench.tasks.stacked_mnist.mnist import (Digits, Mnist, _mirror_reachable, _torchvision_on_disk, data_directory,
+                                                load_mnist)
 from stabench.records import RUN_FILE, SAMPLES_FILE
 
 TASK = stabench.get_task("stacked-mnist")
@@ -116,6 +117,18 @@ def test_networks_are_initialised_from_the_seed(params):
 def test_classifier_names_held_out_digits(classifier):
     assert classifier.heldout_accuracy >= 0.97
     assert (classifier.train_digits, classifier.heldout_digits) == (4000, 1000)
+
+
+@pytest.mark.slow
+def test_on_torchvisions_60000_digits_the_classifier_reaches_99_percent(tmp_path):
+    """Wherever full MNIST is on disk (the default data folder or $STABENCH_DATA); offline CI skips it."""
+    root = data_directory()
+    if not _torchvision_on_disk(root):
+        pytest.skip(f"torchvision's MNIST is not under {root}")
+    data = load_mnist(source="torchvision")
+    classifier = load_or_train(data, tmp_path)
+    assert (data.source, len(data.train), len(data.heldout)) == ("torchvision", 60_000, 10_000)
+    assert classifier.heldout_accuracy >= 0.99
 
 
 def test_real_stacked_samples_cover_the_1000_modes(params, classifier):
