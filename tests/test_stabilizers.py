@@ -323,6 +323,9 @@ def test_dirac_gan_equilibrium_eigenvalues_of_every_stabilizer(name, overrides, 
 # lq (dim 2): each method's equilibrium Jacobian as a function of the plain one J, itself checked against the
 # paper's Appendix D in test_lq.py.
 
+LQ_D_SIZE = 2 * 2 + 2  # D's parameters (W₂, w₁) lead the lq (dim 2) parameter vector
+
+
 def lq_jacobian(name, overrides=None):
     cell = resolve(name, "lq", overrides={"dim": 2, **(overrides or {})})
     field_map, equilibrium = analysis_field(cell)
@@ -359,10 +362,9 @@ def test_lq_equilibrium_jacobian_of_every_stabilizer_is_its_closed_form_in_the_p
 def test_lq_r1_r2_subtract_gamma_times_the_input_gradient_moments_from_ds_block(name):
     plain_jacobian, field_map = lq_jacobian("vanilla")
     jacobian, _ = lq_jacobian(name, {"gamma": 2.0})
-    d_size = 2 * 2 + 2
     expected = plain_jacobian.clone()
     # At the equilibrium G's samples are the data's, so R2's moments are R1's.
-    expected[:d_size, :d_size] -= 2.0 * input_gradient_moments(field_map)
+    expected[:LQ_D_SIZE, :LQ_D_SIZE] -= 2.0 * input_gradient_moments(field_map)
     torch.testing.assert_close(jacobian, expected, rtol=1e-10, atol=1e-12)
 
 
@@ -373,11 +375,10 @@ def test_lq_unrolled_is_k_linearised_sgd_steps_of_d_seen_through_by_g(k):
     J_GD δψₖ + J_GG δθ − Sᵀ(J_DD δψₖ + J_DG δθ). On dirac (J_DD = 0) this is gradreg's with η = kα."""
     plain_jacobian, _ = lq_jacobian("vanilla")
     jacobian, _ = lq_jacobian(f"unrolled{k}")
-    lr = resolve("vanilla", "lq").task_params.lr
-    d_size = 2 * 2 + 2
-    dd, dg = plain_jacobian[:d_size, :d_size], plain_jacobian[:d_size, d_size:]
-    gd, gg = plain_jacobian[d_size:, :d_size], plain_jacobian[d_size:, d_size:]
-    a = torch.eye(d_size, dtype=dd.dtype) + lr * dd
+    lr = resolve(f"unrolled{k}", "lq").task_params.lr
+    dd, dg = plain_jacobian[:LQ_D_SIZE, :LQ_D_SIZE], plain_jacobian[:LQ_D_SIZE, LQ_D_SIZE:]
+    gd, gg = plain_jacobian[LQ_D_SIZE:, :LQ_D_SIZE], plain_jacobian[LQ_D_SIZE:, LQ_D_SIZE:]
+    a = torch.eye(LQ_D_SIZE, dtype=dd.dtype) + lr * dd
     s = sum(torch.linalg.matrix_power(a, j) for j in range(k)) @ (lr * dg)
     a_k = torch.linalg.matrix_power(a, k)
     g_row = torch.cat([gd @ a_k - s.T @ dd @ a_k, gg + gd @ s - s.T @ dd @ s - s.T @ dg], dim=1)
