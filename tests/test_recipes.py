@@ -66,7 +66,7 @@ def test_the_built_in_recipes_resolve_for_every_method_they_name():
 
 def test_the_cli_lists_recipes_and_runs_one(tiny_recipe, invoke, tmp_path):
     listed = invoke("list", "recipes").output
-    assert "gulrajani-toy  (on mog; budgets: smoke 100 steps, quick 5000 steps, paper 100000 steps)" in listed
+    assert "gulrajani-toy  (on mog; budgets: smoke 100 steps, quick 3000 steps, paper 100000 steps)" in listed
     assert "    wgan-gp: gp_weight=0.1 n_critic=5 optimizer=adam lr=0.0001 beta1=0.5 beta2=0.9" in listed
     result = invoke("run", "--method", "vanilla", "--task", "mog", "--budget", "smoke", "--recipe", tiny_recipe,
                     "--no-spectrum", "--quiet", "--json")
