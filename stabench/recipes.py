@@ -73,8 +73,8 @@ register_recipe(
     settings={"g_layers": 3, "d_layers": 3, "hidden": 512, "latent_dim": 2, "d_input_scale": 1.0, "init": "he",
               "batch_size": 256},
     source=GULRAJANI,
-    # An iteration (5 critic steps and a G step on 512-wide networks) takes about 0.16 s on 2 threads and 0.25 s on
-    # 1; the audit saw all 8 modes within about 2,000, so quick's last 5 evaluations (2,000 to 3,000) see the result.
+    # An iteration (5 critic steps and a G step on 512-wide networks) takes about 0.16 s on 2 threads and 0.27 s on
+    # 1 (README); the audit saw all 8 modes within about 2,000, so quick's last 5 evaluations (2,000 to 3,000) see it.
     budgets={"smoke": Budget(steps=100, eval_every=50), "quick": Budget(steps=3000, eval_every=250),
              "paper": Budget(steps=100_000, eval_every=1000)},
 )
