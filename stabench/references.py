@@ -67,7 +67,8 @@ for _task in ("lq", "lq1d"):
 # The paper's η is tiny only at init (penalty 1e-5 of G's objective): ‖∇_D V‖² grows as D sharpens, and by step 2,000
 # the penalty is 1 to 10 % of it, as at η = 1e-3. A sweep at quick (3 seeds, results/fidelity) keeps 5e-6: modes
 # 635 (5e-6), 595 (1e-3), 7 (1e-2), 1 (0.1); from 1e-2 on the penalty holds G on one mode.
-register_reference("gradreg-ns", "stacked-mnist", {"eta": 5e-6}, "the paper's Figure 4 (eta)")
+for _method in ("gradreg", "gradreg-ns"):
+    register_reference(_method, "stacked-mnist", {"eta": 5e-6}, "the paper's Figure 4 (eta)")
 register_reference("wgan", "stacked-mnist", {"optimizer": "rmsprop", "lr": 5e-5}, WGAN_RECIPE)
 register_reference("wgan-gp", "stacked-mnist", {"lr": 1e-4, "beta1": 0.0, "beta2": 0.9},
                    "the WGAN-GP paper's optimizer (Gulrajani et al. 2017)")

@@ -275,9 +275,9 @@ def test_metz_recipes_build_their_nets_and_give_g_half_ds_learning_rate(recipe, 
     assert resolve("unrolled10", "stacked-mnist", budget="smoke").task_params.architecture == "dcgan"
 
 @pytest.mark.parametrize("method", ["gradreg", "gradreg-ns"])
-def test_metz_recipes_keep_gradregs_stacked_mnist_eta_not_its_mog_default(method):
+def test_gradreg_runs_at_its_papers_stacked_mnist_eta_under_the_shared_protocol_and_metz_recipes(method):
     # Metz et al. publish no η; the method default 0.5 holds G on one mode here (the η sweep in results/fidelity).
-    for recipe in ("metz-quarter", "metz-half"):
+    for recipe in (None, "metz-quarter", "metz-half"):
         assert resolve(method, "stacked-mnist", budget="smoke", recipe=recipe).method_params.eta == 5e-6
 
 
