@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stabench.errors import StabenchError, did_you_mean
+from stabench.references import settings_for
 from stabench.tasks.base import Budget
 
 
@@ -89,12 +90,12 @@ METZ = ("Metz et al. 2017, Unrolled GANs, appendix (stacked MNIST), as the proje
 # modes (328 at 20,000, one seed), so a comparison needs the paper budget and the mean over the last evaluations.
 _METZ_METHODS = ("vanilla", "vanilla-ns", "unrolled1", "unrolled5", "unrolled10", "gradreg", "gradreg-ns", "r1", "r1-ns",
                  "wgan-gp")
-# Metz et al. run no gradreg: it keeps its own paper's stacked-MNIST η (Figure 4), not the default 0.5 that holds G
-# on one mode there (η sweep, results/fidelity).
-_METZ_OWN = {"gradreg": {"eta": 5e-6}, "gradreg-ns": {"eta": 5e-6}}
+# Metz et al. run no gradreg: it keeps its stacked-MNIST reference η (its paper's Figure 4), not the default 0.5 that
+# holds G on one mode there (η sweep, results/fidelity).
+_METZ_OWN = {method: settings_for(method, "stacked-mnist") for method in ("gradreg", "gradreg-ns")}
 for _name, _d_width in (("metz-quarter", 2), ("metz-half", 4)):
     register_recipe(
-        _name, "stacked-mnist", methods={method: dict(_METZ_OWN.get(method, {})) for method in _METZ_METHODS},
+        _name, "stacked-mnist", methods={method: _METZ_OWN.get(method, {}) for method in _METZ_METHODS},
         settings={"architecture": "metz", "g_width": 8, "d_width": _d_width, "batch_size": 128, "optimizer": "adam",
                   "lr": 2e-4, "g_lr": 1e-4, "beta1": 0.5, "beta2": 0.99},
         source=METZ,

@@ -274,6 +274,7 @@ def test_metz_recipes_build_their_nets_and_give_g_half_ds_learning_rate(recipe, 
     assert ctx.g_optimizer.param_groups[0]["betas"] == (0.5, 0.99) and cell.task_params.batch_size == 128
     assert resolve("unrolled10", "stacked-mnist", budget="smoke").task_params.architecture == "dcgan"
 
+
 @pytest.mark.parametrize("method", ["gradreg", "gradreg-ns"])
 def test_gradreg_runs_at_its_papers_stacked_mnist_eta_under_the_shared_protocol_and_metz_recipes(method):
     # Metz et al. publish no η; the method default 0.5 holds G on one mode here (the η sweep in results/fidelity).
