@@ -49,6 +49,11 @@ def mean_mode_distance(samples: Tensor, centres: Tensor) -> float:
     return float(torch.cdist(samples.detach().double().cpu(), centres.double().cpu()).min(dim=1).values.mean())
 
 
+# Mode metrics are also reported as their mean over the last LAST evaluations: one snapshot of a GAN that
+# oscillates between modes says little.
+LAST = 5
+
+
 def tail_means(curve: list[dict[str, float]], names, count: int) -> dict[str, float]:
     """The mean of each of `names` over the last `count` rows of `curve` (all of them when it has fewer)."""
     tail = curve[-count:]

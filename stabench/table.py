@@ -225,8 +225,9 @@ REAL_DATA = "real data"
 
 def _real_data_row(group: pd.DataFrame, shown: list[str]) -> list[dict]:
     """The row of real samples through the task's own metric (the floor its records state in `data.real_data`),
-    where they state one; never ranked."""
-    columns = {metric: f"data.real_data.{metric}" for metric in shown if f"data.real_data.{metric}" in group}
+    where they state one; never ranked. Real data does not move, so its mean over the last evaluations is its value."""
+    columns = {metric: f"data.real_data.{SMOOTHED.sub('', metric)}" for metric in shown}
+    columns = {metric: column for metric, column in columns.items() if column in group}
     if not columns:
         return []
     row = {"method": REAL_DATA, "seeds": 0, "diverged_or_failed": math.nan, "wall_seconds": math.nan,

@@ -1,4 +1,5 @@
 """Stacked MNIST: real digits offline, seeded stacking, the mode classifier and its cache, the metrics."""
+import csv
 import dataclasses
 import json
 import math
@@ -18,7 +19,7 @@ from stabench.tasks.stacked_mnist import StackedMnistParams, mode_coverage
 from stabench.tasks.stacked_mnist.classifier import load_or_train
 from stabench.tasks.stacked_mnist.mnist import (Digits, Mnist, _mirror_reachable, _torchvision_on_disk, data_directory,
                                                 load_mnist)
-from stabench.records import RUN_FILE, SAMPLES_FILE
+from stabench.records import CURVE_FILE, RUN_FILE, SAMPLES_FILE
 
 TASK = stabench.get_task("stacked-mnist")
 CPU = torch.device("cpu")
@@ -240,6 +241,10 @@ def test_smoke_run_from_the_command_line_records_its_data(invoke, data_dir, para
     assert record["data"]["classifier"]["heldout_accuracy"] == classifier.heldout_accuracy
     assert 1 <= record["metrics"]["modes_captured"] <= 1000 and 0 <= record["metrics"]["kl"] <= math.log(1000) + 1e-9
     assert (folder / SAMPLES_FILE).stat().st_size > 0
+    curve = list(csv.DictReader((folder / CURVE_FILE).open()))
+    assert len(curve) == 3  # steps 0, 10 and 20: fewer than five evaluations, so the mean is over all of them
+    assert record["metrics"]["modes_captured_last5"] == pytest.approx(
+        sum(float(row["modes_captured"]) for row in curve) / 3)
     # the floor: real stacked digits through the same classifier, stated in the record and in the table
     floor = record["data"]["real_data"]
     assert floor == mode_coverage(TASK.modes(TASK.data(params).train.images.float().div(127.5).sub(1)[
@@ -250,6 +255,15 @@ def test_smoke_run_from_the_command_line_records_its_data(invoke, data_dir, para
     [real_row] = [line for line in table.splitlines() if line.startswith("| real data |")]
     assert f"| {floor['modes_captured']} " in real_row and "**" not in real_row  # shown, never ranked
 
+
+def test_summarize_means_modes_and_kl_over_the_last_five_evaluations():
+    # A generator that hops between modes is scored by its last five evaluations, not the last snapshot.
+    curve = [{"step": 500 * i, "modes_captured": modes, "kl": kl}
+             for i, (modes, kl) in enumerate([(1, 6.9), (100, 4.0), (577, 2.0), (105, 4.5), (300, 3.0), (328, 2.9)])]
+    summary = TASK.summarize(curve, None)
+    assert summary == {"modes_captured_last5": pytest.approx((100 + 577 + 105 + 300 + 328) / 5),
+                       "kl_last5": pytest.approx((4.0 + 2.0 + 4.5 + 3.0 + 2.9) / 5)}
+    assert TASK.metric_directions["modes_captured_last5"] == "max" and TASK.metric_directions["kl_last5"] == "min"
 
 
 def _filters(network, kind):

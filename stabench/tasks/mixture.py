@@ -11,14 +11,11 @@ from torch import nn
 
 from stabench.game import Game
 from stabench.hyperparams import hyperparameter
-from stabench.metrics import mean_mode_distance, mode_metrics, tail_means
+from stabench.metrics import LAST, mean_mode_distance, mode_metrics, tail_means
 from stabench.plots import scatter_samples
 from stabench.tasks.base import Budget, Task, TaskParams
 
 MODE_DIRECTIONS = {"modes_captured": "max", "high_quality": "max", "kl": "min"}
-# The mode metrics are also reported as their mean over the last LAST evaluations: one snapshot of a GAN
-# that oscillates between modes says little.
-LAST = 5
 
 
 @dataclass
