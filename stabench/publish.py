@@ -8,6 +8,7 @@ import platform
 import re
 import shlex
 import shutil
+import textwrap
 import warnings
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
@@ -40,6 +41,13 @@ def _write_text(path: Path, text: str) -> None:
 def literal(text: str) -> str:
     """Text that matplotlib draws as it is: a `$` from a record never starts mathtext."""
     return str(text).replace("$", r"\$")
+
+
+def title_lines(text: str, width_inches: float) -> str:
+    """`literal(text)` wrapped to the width of a figure (about 12 characters an inch at 9 points), so a long
+    group heading is not cut at the figure's edges."""
+    columns = max(20, int(width_inches * 12))
+    return "\n".join(textwrap.fill(line, columns) for line in literal(text).splitlines())
 
 
 def _save(figure, path: Path) -> None:
@@ -84,7 +92,7 @@ def samples_grid(runs: pd.DataFrame, title: str, path: Path) -> bool:
     for axes, (_, run) in zip(grid.flat, firsts.iterrows()):
         axes.imshow(imread(Path(run.path) / SAMPLES_FILE))
         axes.set_title(literal(f"{run.variant}, seed {run.seed} ({run.status})"), fontsize=8)
-    figure.suptitle(literal(title), fontsize=9)
+    figure.suptitle(title_lines(title, 3.2 * columns), fontsize=9)
     figure.tight_layout()
     _save(figure, path)
     return True
@@ -121,7 +129,7 @@ def _per_run_plot(runs: pd.DataFrame, name: str, x: str, y: str, draw, labels: t
         finish(axes)
     axes.set_xlabel(labels[0])
     axes.set_ylabel(labels[1])
-    axes.set_title(literal(title), fontsize=9)
+    axes.set_title(title_lines(title, 6), fontsize=9)
     axes.legend(fontsize=7)
     figure.tight_layout()
     _save(figure, path)

