@@ -92,7 +92,7 @@ def samples_grid(runs: pd.DataFrame, title: str, path: Path) -> bool:
     for axes, (_, run) in zip(grid.flat, firsts.iterrows()):
         axes.imshow(imread(Path(run.path) / SAMPLES_FILE))
         axes.set_title(literal(f"{run.variant}, seed {run.seed} ({run.status})"), fontsize=8)
-    figure.suptitle(title_lines(title, 3.2 * columns), fontsize=9)
+    figure.suptitle(title_lines(title, figure.get_figwidth()), fontsize=9)
     figure.tight_layout()
     _save(figure, path)
     return True
@@ -129,7 +129,7 @@ def _per_run_plot(runs: pd.DataFrame, name: str, x: str, y: str, draw, labels: t
         finish(axes)
     axes.set_xlabel(labels[0])
     axes.set_ylabel(labels[1])
-    axes.set_title(title_lines(title, 6), fontsize=9)
+    axes.set_title(title_lines(title, figure.get_figwidth()), fontsize=9)
     axes.legend(fontsize=7)
     figure.tight_layout()
     _save(figure, path)
