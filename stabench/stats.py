@@ -24,13 +24,14 @@ from scipy import stats
 CONFIDENCE = 0.95
 RESAMPLES = 10_000
 SEED = 0
-BCA, PERCENTILE = "BCa", "percentile"
+BCA, PERCENTILE, EQUAL = "BCa", "percentile", "all equal"
 
 
 @dataclass(frozen=True)
 class Estimate:
     """A statistic and its bootstrap interval; `method` says how the interval was made (`BCA`, or
-    `PERCENTILE` where BCa is undefined), None where there is no interval (a sample of fewer than 2)."""
+    `PERCENTILE` where BCa is undefined), `EQUAL` where every sample is one value repeated (nothing to
+    estimate: the interval is that value), None where there is no interval (a sample of fewer than 2)."""
 
     value: float
     low: float
@@ -47,14 +48,17 @@ def bootstrap(samples: Sequence, statistic: Callable, confidence: float = CONFID
     """`statistic(*samples, axis=-1)` (vectorized: it reduces the last axis, any leading axes are resamples)
     with its BCa interval from `scipy.stats.bootstrap`, each sample resampled on its own.
 
-    BCa is undefined where the bootstrap distribution is degenerate (all values equal, two samples that never
-    overlap) or its jackknife is: there the percentile interval of the same resamples is given instead, and
-    `method` says so.
+    Where each sample is one value repeated (a deterministic task gives every seed the same number) there is
+    nothing to resample: the interval is the value itself and `method` is `EQUAL`. BCa is undefined where the
+    bootstrap distribution is otherwise degenerate (two samples that never overlap) or its jackknife is: there
+    the percentile interval of the same resamples is given instead, and `method` says so.
     """
     samples = _samples(samples)
     value = float(statistic(*samples, axis=-1))
     if min(len(sample) for sample in samples) < 2:  # scipy's jackknife needs two values; one is no interval
         return Estimate(value, math.nan, math.nan, None)
+    if all(np.all(sample == sample[0]) for sample in samples):  # every resample is the samples themselves
+        return Estimate(value, value, value, EQUAL)
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():
         # scipy warns, then returns NaN, where BCa is undefined; the fallback below handles exactly that case

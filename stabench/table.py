@@ -299,14 +299,16 @@ CONVENTION, FEW, FALLBACK = range(3)
 INTERVALS = (f"[low, high]: the 95% bootstrap confidence interval (scipy.stats.bootstrap, BCa, "
              f"{stats.RESAMPLES:,} resamples, seeded), from two seeds on.")
 NOTES = {FEW: f"Fewer than {MIN_SEEDS} seeds: the interval is a rough guide at best.",
-         FALLBACK: "Percentile interval: BCa is undefined for these values (every seed the same, or the "
-                   "resamples never differ)."}
+         FALLBACK: "Percentile interval: BCa is undefined for these values (the resamples never differ)."}
+EQUAL_NOTE = "(all equal): every {} gave exactly this value, so there is no interval to estimate."
 
 
 def _estimate(value, low, high, method) -> str:
     """`value [low, high]`, the interval where there is one (`method` None: fewer than two values)."""
     if pd.isna(method):
         return _number(value)
+    if method == stats.EQUAL:
+        return f"{_number(value)} (all equal)"
     return f"{_number(value)} [{_number(low)}, {_number(high)}]"
 
 
@@ -338,6 +340,8 @@ def table_notes(table: pd.DataFrame, fmt: str) -> str:
                                                       f"undefined: {'; '.join(how)}."))
     few = ((counts > 0) & (counts < MIN_SEEDS)).any()
     notes += _marked_notes(fmt, few, any((table[f"{m}_interval"] == stats.PERCENTILE).any() for m in shown))
+    if any((table[f"{m}_interval"] == stats.EQUAL).any() for m in shown):
+        notes.append(escape(EQUAL_NOTE.format("seed")))
     notes += [escape(CEILINGS[m]) for m in dict.fromkeys(SMOOTHED.sub("", m) for m in shown) if m in CEILINGS]
     if (table["method"] == REAL_DATA).any():
         notes.append(escape(f"{REAL_DATA}: real samples through the same metric (the floor a generator is measured "
@@ -551,7 +555,9 @@ def aggregate_notes(aggregate: Aggregate, fmt: str) -> str:
         notes.append("Not run on every task, so left out: " + ", ".join(aggregate.excluded) + ".")
     text = " ".join(escape(note) for note in notes)
     fallback = any((table[f"{m}_interval"] == stats.PERCENTILE).any() for m in ("iqm", "improvement"))
-    return " ".join([text, *_marked_notes(fmt, table.few.any(), fallback)])
+    equal = any((table[f"{m}_interval"] == stats.EQUAL).any() for m in ("iqm", "improvement"))
+    return " ".join([text, *_marked_notes(fmt, table.few.any(), fallback),
+                     *([escape(EQUAL_NOTE.format("run"))] if equal else [])])
 
 
 def aggregate_cells(aggregate: Aggregate, fmt: str) -> tuple[list[str], list[list[str]]]:

@@ -59,11 +59,14 @@ def test_bca_interval_of_a_normal_sample_contains_its_mean_and_is_scipys():
     assert many.high - many.low < (few.high - few.low) / 2  # about 1/sqrt(10) as wide
 
 
-def test_a_degenerate_sample_falls_back_to_the_percentile_interval_and_says_so():
-    assert stats.mean_interval([8.0, 8.0, 8.0]) == stats.Estimate(8.0, 8.0, 8.0, "percentile")
-    # equal values whose resampled means differ in the last bit are degenerate too
-    assert stats.mean_interval([0.7] * 5).method == "percentile"
+def test_equal_values_have_no_interval_to_estimate_and_say_so():
+    # a deterministic task (dirac) gives every seed the same number: [8, 8] from a bootstrap would dress that
+    # up as an estimate
+    assert stats.mean_interval([8.0, 8.0, 8.0]) == stats.Estimate(8.0, 8.0, 8.0, "all equal")
+    # equal values whose resampled means would differ in the last bit are equal too
+    assert stats.mean_interval([0.7] * 5) == stats.Estimate(0.7, 0.7, 0.7, "all equal")
     assert stats.mean_interval([0.0, 0.0, 1.0]).method == "BCa"
+    assert stats.iqm([[1.0, 1.0], [1.0, 1.0, 1.0]]).method == "all equal"
     lone = stats.mean_interval([4.0])
     assert lone.value == 4.0 and np.isnan(lone.low) and np.isnan(lone.high) and lone.method is None
     with pytest.raises(ValueError, match="at least one value"):

@@ -105,14 +105,15 @@ def test_cells_say_how_their_interval_was_made_and_mark_few_seeds(tmp_path):
     (table,) = leaderboard(load_runs(tmp_path), "mog").values()
     gradreg, vanilla = table.iloc[0], table.iloc[1]
     assert gradreg.kl_interval == "BCa" and gradreg.kl_low < gradreg.kl < gradreg.kl_high
-    assert vanilla.modes_captured_interval == "percentile" and vanilla.modes_captured_low == 1  # all seeds equal
+    assert vanilla.modes_captured_interval == "all equal" and vanilla.modes_captured_low == 1  # all seeds equal
     lines = format_table(table, "md").splitlines()
     gradreg_cells, vanilla_cells = lines[2].split(" | "), lines[3].split(" | ")
-    assert "‡" not in lines[2] and gradreg_cells[3].startswith("**8 [8, 8]§")  # five seeds: unmarked but for §
-    assert vanilla_cells[3] == "1 [1, 1]‡§" and vanilla_cells[5].startswith("2.1 [2, 2.2]‡")
+    assert "‡" not in lines[2] and gradreg_cells[3].startswith("**8 (all equal)**")  # five seeds: unmarked
+    assert vanilla_cells[3] == "1 (all equal)‡" and vanilla_cells[5].startswith("2.1 [2, 2.2]‡")
     notes = lines[-1]
-    assert "BCa, 10,000 resamples" in notes and "‡ Fewer than 5 seeds" in notes and "§ Percentile interval" in notes
-    assert "\\ddagger" in format_table(table, "latex") and "\\S$" in format_table(table, "latex")
+    assert "BCa, 10,000 resamples" in notes and "‡ Fewer than 5 seeds" in notes
+    assert "(all equal): every seed gave exactly this value" in notes and "§" not in notes
+    assert "\\ddagger" in format_table(table, "latex")
 
 
 def test_leaderboard_columns_are_pinned(tmp_path):
@@ -182,10 +183,10 @@ def test_the_best_method_is_marked_by_each_metrics_direction(tmp_path):
     assert list(table.kl_best) == [True, False]  # min
     assert list(table.steps_to_all_modes_best) == [False, True]  # min: vanilla's 1000 beats 3000
     gradreg_row = format_table(table, "md").splitlines()[2]
-    assert "**8 [8, 8]‡§**" in gradreg_row and "| 3000 [3000, 3000]‡§ |" in gradreg_row
+    assert "**8 (all equal)‡**" in gradreg_row and "| 3000 (all equal)‡ |" in gradreg_row
     assert "kl ↓" in format_table(table, "md") and "modes_captured ↑" in format_table(table, "md")
     assert "modes\\_captured $\\uparrow$" in format_table(table, "latex")
-    assert "<b>8 [8, 8]‡§</b>" in format_table(table, "html")
+    assert "<b>8 (all equal)‡</b>" in format_table(table, "html")
 
 
 def test_unknown_names_get_one_line_with_a_suggestion(tmp_path):
@@ -382,7 +383,7 @@ def test_aggregates_compare_methods_run_on_every_task_with_vanilla(tmp_path):
     text = format_aggregate(aggregate, "md")
     lines = text.splitlines()
     assert lines[0] == "| method | tasks | runs | IQM ↑ | P(method &gt; vanilla) ↑ |"
-    assert lines[2].startswith("| gradreg | 2 | 5, 3 | 0.95") and lines[2].endswith("| 1 [1, 1]‡§ |")
+    assert lines[2].startswith("| gradreg | 2 | 5, 3 | 0.95") and lines[2].endswith("| 1 [1, 1]‡§ |")  # disjoint runs
     assert lines[3].startswith("| vanilla | 2 | 5, 3 |") and lines[3].endswith("| – |")
     notes = lines[-1]
     assert "mog 8, stacked-mnist 1000" in notes and "left out: r1, wgan-gp \\[gulrajani-toy\\]" in notes
