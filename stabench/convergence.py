@@ -125,7 +125,7 @@ def convergence_row(method: str, task: str, schedule: str, *, budget: str, steps
     try:
         record = run(method, task, budget=budget, steps=steps, overrides={"schedule": schedule}, out=out,
                      progress=False)
-    except StabenchError as error:  # the method cannot run on this task (spectral norm without a linear layer)
+    except StabenchError as error:  # a setting this task refuses: the row says why
         row.note = f"not run: {error}"
         return row
     if record.status == "failed":

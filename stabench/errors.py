@@ -6,6 +6,11 @@ class StabenchError(Exception):
     """A mistake in what the user asked for (a name, a value, a path), not a bug in stabench."""
 
 
+class NotApplicable(StabenchError):
+    """This method cannot train on this task (spectral normalization where D has no layer to normalise): a
+    run records it as failed with this reason, so a leaderboard shows the pair as tried and why it failed."""
+
+
 def did_you_mean(name: str, choices) -> str:
     """` Did you mean `x`?` for the closest of `choices`, or nothing when none is close."""
     close = difflib.get_close_matches(name, list(choices), n=1)

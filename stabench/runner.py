@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from stabench.cell import Cell, pick_device, resolve
 from stabench.context import Context
-from stabench.errors import StabenchError
+from stabench.errors import NotApplicable, StabenchError
 from stabench.landscape import landscape as analyse_landscape
 from stabench.locks import exclusive
 from stabench.records import (
@@ -292,6 +292,8 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
         ctx = make_context(cell, game)
     except KeyboardInterrupt:
         measured, interrupted = Training(status="interrupted", error="interrupted (Ctrl-C or SIGTERM) while building"), True
+    except NotApplicable as error:
+        measured = Training(status="failed", error=str(error))
     except StabenchError:
         raise
     except Exception as error:  # noqa: BLE001 - a task that cannot build is a failed run, recorded

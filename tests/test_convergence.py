@@ -40,7 +40,7 @@ def test_consensus_converges(smoke_table, schedule):
 
 
 def test_a_refused_method_keeps_a_row_with_its_reason(smoke_table):
-    reason = ("not run: spectral normalization needs a linear or convolutional layer in D; "
+    reason = ("failed: spectral normalization needs a linear or convolutional layer in D; "
               "this task's D (Slope) has none")
     for schedule in SCHEDULES:
         row = by_cell(smoke_table)["vanilla-sn", schedule]

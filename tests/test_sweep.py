@@ -123,6 +123,22 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path):
     assert "2 cells: 0 completed / 0 diverged / 1 failed / 1 skipped" in rerun.stdout  # failed cells are retried
 
 
+def test_a_method_that_cannot_apply_to_a_task_is_recorded_failed_with_its_reason(tmp_path):
+    # spectral normalization on lq1d, whose D (a quadratic form) has no layer to normalise: the leaderboard must show the row
+    # (all seeds failed, and why), not drop the method as if it had never been tried
+    result = sweep_command(tmp_path, "--methods", "vanilla-sn,vanilla", "--tasks", "lq1d", "--seeds", "0-1")
+    assert result.returncode == 1
+    assert "4 cells: 2 completed / 0 diverged / 2 failed / 0 skipped" in result.stdout
+    statuses = {key: status for key, (status, _) in records(tmp_path).items()}
+    assert statuses == {("vanilla-sn", 0): "failed", ("vanilla-sn", 1): "failed",
+                        ("vanilla", 0): "completed", ("vanilla", 1): "completed"}
+    record = json.loads(next((tmp_path / "runs").glob(f"lq1d/vanilla-sn/*/{RUN_FILE}")).read_text())
+    assert record["error"] == ("spectral normalization needs a linear or convolutional layer in D; this task's D "
+                               "(Square) has none")
+    (table,) = leaderboard(load_runs(tmp_path / "runs"), "lq1d").values()
+    assert table.set_index("method").diverged_or_failed.to_dict() == {"vanilla": 0.0, "vanilla-sn": 1.0}
+
+
 @pytest.mark.slow
 def test_the_ray_backend_runs_cells_on_a_real_local_instance_and_resumes(tmp_path):
     pytest.importorskip("ray")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from stabench.errors import StabenchError
+from stabench.errors import NotApplicable
 from stabench.hyperparams import hyperparameter
 from stabench.methods.vanilla import PlainGameParams, Vanilla
 
@@ -67,7 +67,7 @@ class SpectralNorm(Vanilla):
     def prepare(self, game, params):
         layers = [module for module in game.discriminator.modules() if isinstance(module, NORMALISED)]
         if not layers:
-            raise StabenchError(f"spectral normalization needs a linear or convolutional layer in D; this task's D "
+            raise NotApplicable(f"spectral normalization needs a linear or convolutional layer in D; this task's D "
                                 f"({type(game.discriminator).__name__}) has none")
         for layer in layers:
             parametrize.register_parametrization(layer, "weight", SpectralNormalisation(layer.weight))
