@@ -331,7 +331,7 @@ def table_notes(table: pd.DataFrame, fmt: str) -> str:
     windows = dict.fromkeys(found.group(1) for found in map(SMOOTHED.search, shown) if found)
     notes = [escape(f"_last{n}: a metric's mean over a run's last {n} evaluations.") for n in windows]
     counts = pd.concat([table[f"{m}_n"] for m in shown]) if shown else pd.Series(dtype=int)
-    if (counts > 1).any():
+    if any(table[f"{m}_interval"].isin([stats.BCA, stats.PERCENTILE]).any() for m in shown):
         notes.append(escape(INTERVALS))
     marked = [m for m in shown if table[f"{m}_undefined"].any()]
     if marked:

@@ -116,6 +116,16 @@ def test_cells_say_how_their_interval_was_made_and_mark_few_seeds(tmp_path):
     assert "\\ddagger" in format_table(table, "latex")
 
 
+def test_a_table_whose_seeds_all_agree_explains_no_interval(tmp_path):
+    for seed in range(5):  # a deterministic task: every seed the same run
+        write_run(tmp_path, "gradreg", seed, task="dirac", metrics={"theta_distance": 0.25, "psi_distance": 0.5},
+                  metric_directions={"theta_distance": "min", "psi_distance": "min"})
+    (table,) = leaderboard(load_runs(tmp_path), "dirac").values()
+    text = format_table(table, "md")
+    assert "| 0.25 (all equal) | 0.5 (all equal) |" in text
+    assert "(all equal): every seed gave exactly this value" in text and "low, high" not in text
+
+
 def test_leaderboard_columns_are_pinned(tmp_path):
     two_methods(tmp_path)
     runs = load_runs(tmp_path)
