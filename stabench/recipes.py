@@ -86,9 +86,10 @@ METZ = ("Metz et al. 2017, Unrolled GANs, appendix (stacked MNIST), as the proje
 # Metz et al.'s smaller nets: G 64-32-16-8 filters, D 2-4-8 (a quarter of G) or 4-8-16 (a half), batch norm and
 # leaky ReLU 0.3; Adam 2e-4 for D and 1e-4 for G, betas (0.5, 0.99); batch 128. Other methods keep their own defaults.
 # Quick's 2,000 steps do not separate methods here (2 CPU cores, 3 seeds): vanilla, unrolled1, unrolled10 and gradreg
-# all end on 1 to 27 of 1,000 modes. At 5,000 steps (last-5 means, 3-5 seeds) vanilla reaches 92 modes and unrolled10
-# 5, the reverse of Metz et al.'s order; vanilla swings between 100 and 577 modes after step 3,000 (328 at 20,000,
-# one seed), so their comparison needs the paper budget (results/fidelity).
+# all end on 1 to 27 of 1,000 modes. At 5,000 steps (last-5 means, 5 seeds) vanilla reaches 92 modes and unrolled10
+# 4, the reverse of Metz et al.'s order, though with seeds split this widely no pair is separated; vanilla swings
+# between 100 and 577 modes after step 3,000 (328 at 20,000, one seed), so their comparison needs the paper budget
+# (results/fidelity).
 _METZ_METHODS = ("vanilla", "vanilla-ns", "unrolled1", "unrolled5", "unrolled10", "gradreg", "gradreg-ns", "r1", "r1-ns",
                  "wgan-gp")
 # Metz et al. run no gradreg: it keeps its stacked-MNIST reference η (its paper's Figure 4), not the default 0.5 that
