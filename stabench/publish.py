@@ -10,6 +10,7 @@ import shlex
 import shutil
 import textwrap
 import warnings
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
@@ -112,16 +113,16 @@ def _colours() -> list[str]:
 
 def _per_run_plot(runs: pd.DataFrame, name: str, x: str, y: str, draw, labels: tuple[str, str], title: str,
                   path: Path, finish=None) -> bool:
-    """`draw(axes, xs, ys, colour, label)` for each run whose csv `name` has columns `x` and `y`, a colour per
+    """`draw(axes, xs, ys, look, label)` for each run whose csv `name` has columns `x` and `y`, a `Look` per
     variant, then `finish(axes)`; False when no run has such a file."""
     figure, axes = subplots(figsize=(6, 4.5))
     drawn = False
-    for colour, variant, paths in _runs_by_variant(runs):
+    for look, variant, paths in _runs_by_variant(runs):
         labelled = False
         for run_path in paths:
             table = _rows(run_path, name)
             if table is not None and {x, y} <= set(table.columns):
-                draw(axes, table[x], table[y], colour, None if labelled else literal(variant))
+                draw(axes, table[x], table[y], look, None if labelled else literal(variant))
                 drawn = labelled = True
     if not drawn:
         return False
@@ -130,7 +131,7 @@ def _per_run_plot(runs: pd.DataFrame, name: str, x: str, y: str, draw, labels: t
     axes.set_xlabel(labels[0])
     axes.set_ylabel(labels[1])
     axes.set_title(title_lines(title, figure.get_figwidth()), fontsize=9)
-    axes.legend(fontsize=7)
+    _legend(figure, axes)
     figure.tight_layout()
     _save(figure, path)
     return True
@@ -179,8 +180,8 @@ def spectrum_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
     eigenvalues are 100x another's leaves the other readable in the same picture, where methods compare."""
     scales = {"x": [], "y": []}
 
-    def draw(axes, real, imag, colour, label):
-        axes.scatter(real, imag, s=12, alpha=0.6, color=colour, label=label)
+    def draw(axes, real, imag, look, label):
+        axes.scatter(real, imag, s=12, alpha=0.6, color=look.colour, marker=look.marker, label=label)
         scales["x"].append(_scale(real))
         scales["y"].append(_scale(imag))
 
@@ -195,18 +196,43 @@ def spectrum_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
 
 def modes_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
     """Modes captured against seconds of training (curve.csv), one line per seed, a colour per variant."""
-    def draw(axes, seconds, modes, colour, label):
-        axes.plot(seconds, modes, color=colour, alpha=0.6, linewidth=1.0, label=label)
+    def draw(axes, seconds, modes, look, label):
+        axes.plot(seconds, modes, color=look.colour, linestyle=look.linestyle, alpha=0.6, linewidth=1.0, label=label)
 
     return _per_run_plot(runs, CURVE_FILE, "wall_seconds", "modes_captured", draw,
                          ("wall seconds of training", "modes captured"), title, path)
 
 
+@dataclass(frozen=True)
+class Look:
+    """How one variant is drawn: past the palette's colours (ten), the next variants take the colours again
+    with another line style and marker, so up to thirty look different."""
+
+    colour: str
+    linestyle: str
+    marker: str
+
+
+LINESTYLES, MARKERS = ("-", "--", ":"), ("o", "s", "^")
+INSIDE_LEGEND = 8  # a legend naming more variants than this goes beside the axes: inside, it covers the data
+
+
 def _runs_by_variant(runs: pd.DataFrame):
-    """(colour, variant, its run folders by seed) for each variant, a colour each."""
+    """(look, variant, its run folders by seed) for each variant, a `Look` each."""
     colours = _colours()
     for index, (variant, rows) in enumerate(runs.groupby("variant")):
-        yield colours[index % len(colours)], variant, list(rows.sort_values("seed").path)
+        cycle, colour = divmod(index, len(colours))
+        look = Look(colours[colour], LINESTYLES[cycle % len(LINESTYLES)], MARKERS[cycle % len(MARKERS)])
+        yield look, variant, list(rows.sort_values("seed").path)
+
+
+def _legend(figure, axes) -> None:
+    """The legend of `axes`: inside them for a few variants, beside them (the figure widened) for more."""
+    if len(axes.get_legend_handles_labels()[1]) <= INSIDE_LEGEND:
+        axes.legend(fontsize=7)
+        return
+    figure.set_figwidth(figure.get_figwidth() + 1.6)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 TRACKED = (("max_real", "max Re λ (symlog)"), ("max_imag", "max |Im λ| (symlog)"))
@@ -232,20 +258,21 @@ def tracked_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
     """max Re λ (top, a dashed zero line) and max |Im λ| (bottom) against training step, from curve.csv's
     tracked rows: a line per run, a colour per variant (its lowest seed thicker and named in the legend, its
     other seeds thinner), symmetric-log y axes; False when no run has tracked eigenvalues."""
-    lines = []  # (panel, rows, colour, label, thick)
-    for colour, variant, paths in _runs_by_variant(runs):
+    lines = []  # (panel, rows, look, label, thick)
+    for look, variant, paths in _runs_by_variant(runs):
         labelled = False
         for run_path in paths:
             series = _tracked_series(run_path)
             for panel, rows in enumerate(series):
                 if rows is not None:
-                    lines.append((panel, rows, colour, None if labelled else literal(variant), not labelled))
+                    lines.append((panel, rows, look, None if labelled else literal(variant), not labelled))
             labelled = labelled or any(rows is not None for rows in series)
     if not lines:
         return False
     figure, panels = subplots(2, 1, figsize=(6.5, 6), sharex=True)
-    for panel, rows, colour, label, thick in lines:
-        panels[panel].plot(rows.step, rows.value, color=colour, linewidth=1.6 if thick else 0.8,
+    for panel, rows, look, label, thick in lines:
+        panels[panel].plot(rows.step, rows.value, color=look.colour, linestyle=look.linestyle,
+                           linewidth=1.6 if thick else 0.8,
                            alpha=0.9 if thick else 0.6, marker="o" if len(rows) == 1 else None, markersize=3,
                            label=label)
     panels[0].axhline(0.0, color="black", linewidth=0.6, linestyle="--")  # above it: locally unstable
@@ -258,7 +285,7 @@ def tracked_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
     panels[0].set_title(literal(title), fontsize=9)
     for axes in panels:  # the legend once, on the first panel that has lines
         if axes.get_legend_handles_labels()[1]:
-            axes.legend(fontsize=7)
+            _legend(figure, axes)
             break
     figure.tight_layout()
     _save(figure, path)
@@ -297,7 +324,8 @@ def phases_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
 
     points = []  # (phase, rows, colour)
     handles = []
-    for colour, variant, paths in _runs_by_variant(runs):
+    for look, variant, paths in _runs_by_variant(runs):
+        colour = look.colour
         found = False
         for run_path in paths:
             for phase, rows in enumerate(_phase_rows(run_path) or ()):
@@ -335,8 +363,9 @@ def phases_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
 def path_angle_plot(runs: pd.DataFrame, title: str, path: Path) -> bool:
     """Berard et al.'s path angle of each run that has one (`stabench landscape`): the cosine between the
     field and the line from the initial to the final parameters, along that line; a colour per variant."""
-    def draw(axes, alpha, cosine, colour, label):
-        axes.plot(alpha, cosine, color=colour, alpha=0.7, linewidth=1.0, label=label)
+    def draw(axes, alpha, cosine, look, label):
+        axes.plot(alpha, cosine, color=look.colour, linestyle=look.linestyle, alpha=0.7, linewidth=1.0,
+                  label=label)
 
     return _per_run_plot(runs, PATH_ANGLE_FILE, "alpha", "cos_joint", draw,
                          ("α (θ₀ + α(θ₁ − θ₀); the final point at 1)", "cos(h, θ₁ − θ₀)"), title, path,

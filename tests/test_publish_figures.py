@@ -222,3 +222,20 @@ def test_a_long_group_heading_stays_inside_its_figure():
     box = title.get_window_extent(FigureCanvasAgg(figure).get_renderer())
     assert 0 <= box.x0 and box.x1 <= figure.bbox.width
     assert title.get_text().split() == heading.split()  # wrapped, every word kept
+
+
+def test_every_method_of_a_full_leaderboard_looks_different_and_the_legend_leaves_the_data_clear(tmp_path, figures):
+    # the leaderboard draws 23 methods in one figure: with the palette's ten colours alone, methods 1, 11 and 21
+    # were one colour, and a legend of 23 names inside the axes covered the curves
+    names = [f"method{index:02d}" for index in range(23)]
+    folders = [write_run(tmp_path, name, tracked=False) for name in names]
+    assert published.modes_plot(runs_of(folders, names), "mog", tmp_path / "modes.png")
+    figure = figures["modes.png"]
+    (axes,) = figure.axes
+    looks = [(line.get_color(), line.get_linestyle()) for line in axes.lines]
+    assert len(looks) == 23 and len(set(looks)) == 23
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    legend, plot = axes.get_legend().get_window_extent(renderer), axes.get_window_extent(renderer)
+    assert legend.x0 >= plot.x1  # beside the axes, not over the curves
+    assert legend.x1 <= figure.bbox.width and 0 <= legend.y0  # and inside the picture
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == names
