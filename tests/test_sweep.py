@@ -1,15 +1,18 @@
 """Sweeps: planning, resuming after a kill, and failed cells that do not stop the others."""
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from stabench import StabenchError
 from stabench.methods import METHODS
 from stabench.sweep import CellOptions, finished, parse_names, parse_seeds, plan, run_cell
+from stabench.tasks import TASKS
 from stabench.table import leaderboard, load_runs
 from stabench.records import RUN_FILE
 
@@ -160,3 +163,33 @@ def test_a_cell_whose_method_code_changed_is_not_skipped(tmp_path):
     record["plugins"]["method"]["source_sha256"] = "an older version"
     (cell.directory / RUN_FILE).write_text(json.dumps(record))
     assert not finished(cell)
+
+
+def leaderboard_stages():
+    """The `sweep` lines of scripts/leaderboard.sh as {option: value}, continuation lines joined."""
+    script = (Path(__file__).parents[1] / "scripts" / "leaderboard.sh").read_text().replace("\\\n", " ")
+    stages = []
+    for line in script.splitlines():
+        words = shlex.split(line)
+        if words[:1] == ["sweep"]:
+            stages.append({words[i]: words[i + 1] for i in range(1, len(words) - 1) if words[i].startswith("--")
+                           and not words[i + 1].startswith("--")})
+    return stages
+
+
+def test_the_leaderboard_script_plans_real_cells_with_the_seeds_the_leaderboard_promises():
+    seeds_by_task = {}
+    for stage in leaderboard_stages():
+        steps = int(stage["--steps"]) if "--steps" in stage else None
+        cells = plan(parse_names(stage["--methods"], METHODS), parse_names(stage["--tasks"], TASKS),
+                     parse_seeds(stage["--seeds"]), steps=steps, recipe=stage.get("--recipe"))
+        for cell in cells:
+            seeds_by_task.setdefault((cell.task, cell.method, cell.recipe), set()).add(cell.seed)
+    every = set(METHODS.names())
+    for task in ("dirac", "lq", "mog", "grid25"):
+        assert {method for (t, method, recipe) in seeds_by_task if t == task and recipe is None} == every
+    least = {task: min(len(seeds) for (t, _, _), seeds in seeds_by_task.items() if t == task)
+             for task in ("dirac", "lq", "mog", "grid25", "stacked-mnist")}
+    assert least == {"dirac": 10, "lq": 10, "mog": 10, "grid25": 5, "stacked-mnist": 5}
+    stacked = {method for (task, method, recipe) in seeds_by_task if task == "stacked-mnist"}
+    assert {"vanilla", "unrolled1", "unrolled10", "gradreg", "r1", "wgan-gp"} <= stacked
