@@ -68,7 +68,7 @@ def bootstrap(samples: Sequence, statistic: Callable, confidence: float = CONFID
                                  method=BCA, axis=-1, vectorized=True, rng=rng)
     low, high = result.confidence_interval
     spread = np.ptp(result.bootstrap_distribution)
-    # equal values can resample to means that differ in the last bit, which scipy takes for spread
+    # a statistic that differs between resamples only in the last bit has no spread, though scipy takes it for some
     degenerate = spread <= 1e-12 * max(1.0, float(np.abs(result.bootstrap_distribution).max()))
     if np.isfinite(low) and np.isfinite(high) and not degenerate:
         return Estimate(value, float(low), float(high), BCA)

@@ -324,6 +324,11 @@ def _marked_notes(fmt: str, few: bool, fallback: bool) -> list[str]:
             if on]
 
 
+def _made_by(table: pd.DataFrame, metrics, *methods: str) -> bool:
+    """Some cell of `metrics` in `table` has its interval made by one of `methods` (`stats.BCA`, ...)."""
+    return any(table[f"{m}_interval"].isin(methods).any() for m in metrics)
+
+
 def table_notes(table: pd.DataFrame, fmt: str) -> str:
     """The notes under a leaderboard in `fmt`: what its `_lastN` columns and intervals are, what each mark on
     its cells means (†, ‡, §), and the ceiling of a metric that real data scores below its best."""
@@ -331,7 +336,7 @@ def table_notes(table: pd.DataFrame, fmt: str) -> str:
     windows = dict.fromkeys(found.group(1) for found in map(SMOOTHED.search, shown) if found)
     notes = [escape(f"_last{n}: a metric's mean over a run's last {n} evaluations.") for n in windows]
     counts = pd.concat([table[f"{m}_n"] for m in shown]) if shown else pd.Series(dtype=int)
-    if any(table[f"{m}_interval"].isin([stats.BCA, stats.PERCENTILE]).any() for m in shown):
+    if _made_by(table, shown, stats.BCA, stats.PERCENTILE):
         notes.append(escape(INTERVALS))
     marked = [m for m in shown if table[f"{m}_undefined"].any()]
     if marked:
@@ -339,8 +344,8 @@ def table_notes(table: pd.DataFrame, fmt: str) -> str:
         notes.append(_MARKS[fmt][CONVENTION] + escape(" Some seeds' value is set by convention where the metric is "
                                                       f"undefined: {'; '.join(how)}."))
     few = ((counts > 0) & (counts < MIN_SEEDS)).any()
-    notes += _marked_notes(fmt, few, any((table[f"{m}_interval"] == stats.PERCENTILE).any() for m in shown))
-    if any((table[f"{m}_interval"] == stats.EQUAL).any() for m in shown):
+    notes += _marked_notes(fmt, few, _made_by(table, shown, stats.PERCENTILE))
+    if _made_by(table, shown, stats.EQUAL):
         notes.append(escape(EQUAL_NOTE.format("seed")))
     notes += [escape(CEILINGS[m]) for m in dict.fromkeys(SMOOTHED.sub("", m) for m in shown) if m in CEILINGS]
     if (table["method"] == REAL_DATA).any():
@@ -554,10 +559,9 @@ def aggregate_notes(aggregate: Aggregate, fmt: str) -> str:
     if aggregate.excluded:
         notes.append("Not run on every task, so left out: " + ", ".join(aggregate.excluded) + ".")
     text = " ".join(escape(note) for note in notes)
-    fallback = any((table[f"{m}_interval"] == stats.PERCENTILE).any() for m in ("iqm", "improvement"))
-    equal = any((table[f"{m}_interval"] == stats.EQUAL).any() for m in ("iqm", "improvement"))
-    return " ".join([text, *_marked_notes(fmt, table.few.any(), fallback),
-                     *([escape(EQUAL_NOTE.format("run"))] if equal else [])])
+    shown = ("iqm", "improvement")
+    return " ".join([text, *_marked_notes(fmt, table.few.any(), _made_by(table, shown, stats.PERCENTILE)),
+                     *([escape(EQUAL_NOTE.format("run"))] if _made_by(table, shown, stats.EQUAL) else [])])
 
 
 def aggregate_cells(aggregate: Aggregate, fmt: str) -> tuple[list[str], list[list[str]]]:
