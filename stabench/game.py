@@ -61,6 +61,9 @@ class Game:
     sample_real: Callable[[int], Tensor]
     sample_latent: Callable[[int], Tensor]
     differentiable: bool = False  # keep the graph of every gradient (for Jacobians of the field)
+    # Every random generator the samplers draw from (() when they draw nothing): a run saves and restores
+    # their state to resume where it stopped. None: undeclared, so a run of this game cannot be resumed.
+    streams: tuple[torch.Generator, ...] | None = None
     _live: Point = field(init=False, repr=False)
 
     def __post_init__(self):

@@ -23,6 +23,7 @@ from stabench.records import (
     FINISHED, RunRecord, is_record, method_code, read_record, run_directory, versions, write_run,
 )
 from stabench.registry import provenance
+from stabench.resume import Snapshots, snapshot_path
 from stabench.spectra import TRACKED_COLUMNS, SpectrumTooSlow, SpectrumTracker, game_spectrum
 
 # The end-of-run spectrum of a large game (Arnoldi) gets about this long; `stabench spectrum --at RUN_DIR`
@@ -110,6 +111,8 @@ class Training:
     diverged_at_step: int | None = None
     error: str | None = None
     traceback: str | None = None
+    resumed_at_step: int | None = None  # where a snapshot of an earlier attempt was taken up
+    earlier_seconds: float = 0.0  # total seconds of the earlier attempts that the snapshot kept
 
 
 def state_of(game, ctx: Context) -> dict[str, Any]:
@@ -126,30 +129,37 @@ def planned_checkpoints(cell: Cell, count: int) -> set[int]:
 
 
 def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool = False, spectrum_every: int = 0,
-          checkpoints: int = 0) -> Training:
+          checkpoints: int = 0, snapshots: Snapshots | None = None) -> Training:
     """The training loop: updates `game` in place, evaluates every `cell.eval_every` steps, tracks the
     Jacobian spectrum every `spectrum_every` steps (and at step 0; 0: never), keeps `checkpoints`
     intermediate states, and returns what it measured, however it ended (a divergence, an error or Ctrl-C
-    is a status, not an exception).
+    is a status, not an exception). With `snapshots`, it starts from the saved snapshot where there is one
+    and saves one at evaluations as they fall due (`stabench.resume`).
 
     Divergence is checked at evaluations, where the loop synchronises anyway, so a GPU is never stalled
     every step. Evaluation and tracking are outside `wall_seconds`; tracking's own time is kept apart.
     """
+    attempt_began = time.perf_counter()
     trainer = Trainer(cell, game, ctx)
     measured = Training()
     tracker = SpectrumTracker(cell) if spectrum_every > 0 else None
     keep = planned_checkpoints(cell, checkpoints)
+    saved = snapshots.load() if snapshots is not None else None
+    first = 1
+    if saved is not None:
+        first = restore(saved, trainer, game, ctx, measured, tracker) + 1
 
     def checkpoint(step: int, batch) -> dict[str, float] | None:
         return measure(step, cell, game, ctx, batch, measured, tracker, spectrum_every, keep)
 
     bar = None
     try:  # from the bar on: a Ctrl-C or SIGTERM while it is being drawn is an interrupted run too
-        bar = tqdm(total=cell.steps, disable=not progress, desc=f"{cell.method.name} on {cell.task.name}",
-                   unit="step", mininterval=0.5, dynamic_ncols=True)
-        checkpoint(0, game.sample_batch(trainer.batch_size))
+        bar = tqdm(total=cell.steps, initial=first - 1, disable=not progress,
+                   desc=f"{cell.method.name} on {cell.task.name}", unit="step", mininterval=0.5, dynamic_ncols=True)
+        if saved is None:
+            checkpoint(0, game.sample_batch(trainer.batch_size))
         started = time.perf_counter()
-        for step in range(1, cell.steps + 1):
+        for step in range(first, cell.steps + 1):
             if measured.status != "completed":
                 break
             batch = trainer.step()
@@ -162,6 +172,9 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
                 metrics = checkpoint(step, batch)
                 if metrics:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if v is not None}, refresh=False)
+                    if snapshots is not None and step < cell.steps and snapshots.due():
+                        take_snapshot(snapshots, step, trainer, game, ctx, measured, tracker,
+                                      time.perf_counter() - attempt_began)
                 started = time.perf_counter()
     except KeyboardInterrupt:
         measured.status = "interrupted"
@@ -173,6 +186,55 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
         if bar is not None:
             bar.close()
     return measured
+
+
+def take_snapshot(snapshots: Snapshots, step: int, trainer: Trainer, game, ctx: Context, measured: Training,
+                  tracker: SpectrumTracker | None, attempt_seconds: float) -> None:
+    """Save what `restore` needs to go on after `step` as if never stopped; a snapshot that cannot be
+    written costs a warning, not the run."""
+    start = tracker.start if tracker is not None else None
+    content = {
+        "step": step, "batches": trainer.batches, "iterations": trainer.iterations, "state": state_of(game, ctx),
+        "streams": [stream.get_state() for stream in game.streams], "curve": measured.curve, "track": measured.track,
+        "checkpoints": measured.checkpoints, "wall_seconds": measured.wall_seconds,
+        "tracking_seconds": measured.tracking_seconds, "seconds": measured.earlier_seconds + attempt_seconds,
+        "tracker_start": None if start is None else torch.from_numpy(start),
+    }
+    try:
+        snapshots.save(content)
+    except OSError as error:
+        warnings.warn(f"cannot write the snapshot {snapshots.path}: {error.strerror or error}", stacklevel=2)
+
+
+def restore(saved: dict[str, Any], trainer: Trainer, game, ctx: Context, measured: Training,
+            tracker: SpectrumTracker | None) -> int:
+    """Put a snapshot back into the live game, context, trainer, measurements and tracker; its step."""
+    device = next(game.generator.parameters()).device
+    state = saved["state"]
+    game.discriminator.load_state_dict(state["discriminator"])
+    game.generator.load_state_dict(state["generator"])
+    ctx.load_state_dict(_to(state, device))
+    for stream, stream_state in zip(game.streams, saved["streams"]):
+        stream.set_state(stream_state)
+    trainer.batches, trainer.iterations = saved["batches"], saved["iterations"]
+    measured.curve, measured.track, measured.checkpoints = saved["curve"], saved["track"], saved["checkpoints"]
+    measured.wall_seconds, measured.tracking_seconds = saved["wall_seconds"], saved["tracking_seconds"]
+    measured.steps = measured.resumed_at_step = saved["step"]
+    measured.earlier_seconds = saved["seconds"]
+    if tracker is not None and saved["tracker_start"] is not None:
+        tracker.start = saved["tracker_start"].numpy()
+    return saved["step"]
+
+
+def _to(value, device: torch.device):
+    """Tensors inside nested dicts and lists moved to `device` (a snapshot is loaded on the CPU)."""
+    if torch.is_tensor(value):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: _to(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to(item, device) for item in value)
+    return value
 
 
 def measure(step: int, cell: Cell, game, ctx: Context, batch, measured: Training, tracker: SpectrumTracker | None,
@@ -263,8 +325,12 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
             every = cell.task.budgets[cell.budget].spectrum_every if spectrum_every is None else spectrum_every
             if every < 0 or checkpoints < 0:
                 raise StabenchError("`--spectrum-every` and `--checkpoints` must be at least 0")
+            snapshots = Snapshots(snapshot_path(Path(out), cell.task.name, cell.method.name, cell.run_id), {
+                "method_code": provenance(cell.method)["source_sha256"], "task_code": provenance(cell.task)["source_sha256"],
+                "device": torch_device.type, "threads": torch.get_num_threads(), "spectrum_every": every if spectrum else 0,
+                "checkpoints": checkpoints})
             record = _run(cell, torch_device, directory, progress, spectrum, force, every if spectrum else 0,
-                          checkpoints, notes)
+                          checkpoints, notes, snapshots)
             if landscape and record.status in FINISHED and not record.reused:
                 try:
                     analyse_landscape(directory, device=str(torch_device))
@@ -277,11 +343,13 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
 
 
 def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool, spectrum: bool,
-         force: bool, spectrum_every: int, checkpoints: int, notes: tuple[str, ...]) -> RunRecord:
+         force: bool, spectrum_every: int, checkpoints: int, notes: tuple[str, ...], snapshots: Snapshots) -> RunRecord:
     previous = finished_record(directory)
     if previous is not None and made_by(previous, cell.method) and not force:
         previous.reused = True
         return previous
+    if force:
+        snapshots.discard()
     record = new_record(cell, torch_device)
     record.notes = list(notes)
     game, ctx, interrupted = None, None, False
@@ -299,10 +367,21 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
     except Exception as error:  # noqa: BLE001 - a task that cannot build is a failed run, recorded
         measured = Training(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
     else:
-        measured = train(cell, game, ctx, torch_device, progress, spectrum_every, checkpoints)
+        # Only a game whose random streams are declared can be resumed to the same numbers.
+        resumable = game.streams is not None
+        if resumable:
+            snapshots.settings["data"] = record.data
+        measured = train(cell, game, ctx, torch_device, progress, spectrum_every, checkpoints,
+                         snapshots if resumable else None)
         interrupted = measured.status == "interrupted"
-    finish(cell, directory, record, measured, game, ctx, time.perf_counter() - began, previous=previous,
-           spectrum=spectrum, interrupted=interrupted)
+    if measured.resumed_at_step is not None:
+        record.notes.append(f"resumed at step {measured.resumed_at_step} from the snapshot of an interrupted attempt")
+    try:
+        finish(cell, directory, record, measured, game, ctx, time.perf_counter() - began, previous=previous,
+               spectrum=spectrum, interrupted=interrupted)
+    finally:
+        if not interrupted:
+            snapshots.discard()
     return record
 
 
@@ -381,7 +460,8 @@ def _measured_into(record: RunRecord, measured: Training, cell: Cell, game, tota
     record.diverged_at_step = measured.diverged_at_step
     record.timing = {"wall_seconds": measured.wall_seconds, "steps": measured.steps,
                      "steps_per_second": measured.steps / measured.wall_seconds if measured.wall_seconds > 0 else None,
-                     "tracking_seconds": measured.tracking_seconds, "total_seconds": total_seconds}
+                     "tracking_seconds": measured.tracking_seconds,
+                     "total_seconds": measured.earlier_seconds + total_seconds}
     if measured.status == "diverged":  # evaluated as it is: non-finite samples count as misses
         record.metrics = evaluate(cell, game)
     elif measured.curve:

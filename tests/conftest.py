@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -34,3 +36,24 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def interrupt_at():
+    """`with interrupt_at(n):` a run trained inside raises Ctrl-C in its training iteration n."""
+    from stabench import runner
+
+    @contextlib.contextmanager
+    def at(iteration):
+        step = runner.Trainer.step
+
+        def stopping(self):
+            if self.iterations + 1 == iteration:
+                raise KeyboardInterrupt
+            return step(self)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(runner.Trainer, "step", stopping)
+            yield
+
+    return at

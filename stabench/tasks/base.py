@@ -52,7 +52,8 @@ class Task:
         return f"{type(self).__name__}({self.name!r})"
 
     def build(self, params, seeds: Seeds, device: torch.device) -> Game:
-        """The networks (initialised from `seeds.init`) and samplers (drawing from `seeds.data`) on `device`."""
+        """The networks (initialised from `seeds.init`) and samplers (drawing from `seeds.data`) on `device`;
+        the game's `streams` name the generators the samplers draw from, so a stopped run can resume."""
         raise NotImplementedError
 
     def equilibrium(self, game: Game, params, generator: torch.Generator) -> tuple[Point, Batch] | None:

@@ -73,7 +73,7 @@ class DiracGan(Task):
         def zeros(n):
             return torch.zeros(n, 1, device=device)
 
-        return Game(discriminator.to(device), generator.to(device), zeros, zeros)
+        return Game(discriminator.to(device), generator.to(device), zeros, zeros, streams=())
 
     def equilibrium(self, game, params, generator):
         parameter = next(game.generator.parameters())

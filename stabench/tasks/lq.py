@@ -175,7 +175,7 @@ class LinearQuadraticGaussian(Task):
         def sample_latent(size):
             return torch.randn(size, n, generator=sampling, device=device)
 
-        return Game(discriminator.to(device), generator.to(device), sample_real, sample_latent)
+        return Game(discriminator.to(device), generator.to(device), sample_real, sample_latent, streams=(sampling,))
 
     def equilibrium(self, game, params, generator):
         """A = Σ^½, b = μ, W₂ = 0, w₁ = 0; latents whitened, real samples = G(latents) at the equilibrium."""
@@ -286,7 +286,8 @@ class LinearQuadratic1d(Task):
         def sample_uniform(size):
             return 2 * torch.rand(size, 1, generator=sampling, device=device) - 1
 
-        return Game(discriminator.to(device), generator.to(device), sample_uniform, sample_uniform)
+        return Game(discriminator.to(device), generator.to(device), sample_uniform, sample_uniform,
+                    streams=(sampling,))
 
     def equilibrium(self, game, params, generator):
         """(w₂, a) = (0, 1) on a quadrature batch: exact, its Jacobian the population one, and the field

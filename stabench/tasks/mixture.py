@@ -111,7 +111,7 @@ class GaussianMixture(Task):
         def sample_latent(n):
             return torch.randn(n, params.latent_dim, generator=sampling, device=device)
 
-        return Game(discriminator.to(device), generator.to(device), sample_real, sample_latent)
+        return Game(discriminator.to(device), generator.to(device), sample_real, sample_latent, streams=(sampling,))
 
     def _samples(self, game, params, generator):
         device = next(game.generator.parameters()).device

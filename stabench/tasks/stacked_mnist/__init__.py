@@ -193,7 +193,8 @@ class StackedMnist(Task):
         def sample_latent(n):
             return torch.randn(n, params.latent_dim, generator=sampling_stream, device=device)
 
-        return Game(discriminator.to(device), generator.to(device), sample_real, sample_latent)
+        return Game(discriminator.to(device), generator.to(device), sample_real, sample_latent,
+                    streams=(sampling_stream,))
 
     def provenance(self, params):
         data, classifier = self.data(params), self.classifier(params)
