@@ -88,8 +88,8 @@ def run(method, task, seed, seeds, batched, budget, steps, assignments, recipe, 
         else:
             records = run_seeds(method, task, seeds=parse_seeds(seeds), batched=batched, **options)
     except KeyboardInterrupt as stop:
-        where = f"; the record is at {stop.args[0]}" if stop.args else ""
-        click.echo(f"stabench: interrupted{where}", err=True)
+        said = [f"the record is at {stop.args[0]}", *stop.args[1:]] if stop.args else []
+        click.echo("; ".join(["stabench: interrupted", *said]), err=True)
         sys.exit(130)
     if as_json:
         click.echo(records[0].to_json() if seeds is None else "[" + ",\n".join(r.to_json() for r in records) + "]")

@@ -26,6 +26,7 @@ class Snapshots:
         self.path, self.settings = Path(path), dict(settings)
         self.every_seconds = SNAPSHOT_SECONDS if every_seconds is None else every_seconds
         self.last = time.monotonic()
+        self.step: int | None = None  # of the snapshot on disk, once this run saved or loaded one
 
     def due(self) -> bool:
         return time.monotonic() - self.last >= self.every_seconds
@@ -39,7 +40,7 @@ class Snapshots:
             os.replace(temporary, self.path)
         finally:
             temporary.unlink(missing_ok=True)
-        self.last = time.monotonic()
+        self.last, self.step = time.monotonic(), content.get("step")
 
     def load(self) -> dict[str, Any] | None:
         """The saved content, if there is a readable snapshot taken under these settings."""
@@ -51,10 +52,12 @@ class Snapshots:
             return None
         if not isinstance(saved, dict) or saved.pop("settings", None) != self.settings:
             return None
+        self.step = saved.get("step")
         return saved
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.step = None
 
 
 def snapshot_path(out: Path, task: str, method: str, run_id: str) -> Path:

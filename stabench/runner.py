@@ -348,8 +348,6 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
     if previous is not None and made_by(previous, cell.method) and not force:
         previous.reused = True
         return previous
-    if force:
-        snapshots.discard()
     record = new_record(cell, torch_device)
     record.notes = list(notes)
     game, ctx, interrupted = None, None, False
@@ -379,6 +377,10 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
     try:
         finish(cell, directory, record, measured, game, ctx, time.perf_counter() - began, previous=previous,
                spectrum=spectrum, interrupted=interrupted)
+    except KeyboardInterrupt as stop:
+        if interrupted and snapshots.step is not None:
+            raise KeyboardInterrupt(*stop.args, f"the same command resumes from step {snapshots.step}") from None
+        raise
     finally:
         if not interrupted:
             snapshots.discard()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import stabench
-from stabench import resume
+from stabench import resume, sweep
 from stabench.records import CURVE_FILE, RUN_FILE, read_state
 
 TINY = {"batch_size": 32, "latent_dim": 8, "hidden": 16}
@@ -59,14 +59,17 @@ def test_a_snapshot_is_only_resumed_under_the_settings_it_was_taken_with(tmp_pat
     assert [row["step"] for row in curve_without_clock(record.path)][:2] == ["0", "50"]
 
 
-def test_force_trains_from_the_start_even_with_a_snapshot(tmp_path, monkeypatch, interrupt_at):
-    out = tmp_path / "runs"
+def test_a_sweep_cell_resumes_its_interrupted_attempt(tmp_path, monkeypatch, interrupt_at):
+    # the sweep trains with force=True (it has skipped the finished cells itself): that must not start over
     monkeypatch.setattr(resume, "SNAPSHOT_SECONDS", 0.0)
+    (cell,) = sweep.plan(["vanilla"], ["mog"], [3], budget="smoke", overrides=TINY, out=tmp_path)
+    options = sweep.CellOptions(device="cpu", spectrum=False)
     with interrupt_at(120), pytest.raises(KeyboardInterrupt):
-        run_mog(out, "vanilla")
-    record = run_mog(out, "vanilla", force=True)
-    assert not any("resumed" in note for note in record.notes)
-    assert not list((out / ".partial").glob("*.pt"))
+        sweep.run_cell(cell, options)
+    assert sweep.run_cell(cell, options)[1:] == ("completed", None)
+    record = json.loads((cell.directory / RUN_FILE).read_text())
+    assert record["notes"] == ["resumed at step 100 from the snapshot of an interrupted attempt"]
+    assert not list((tmp_path / ".partial").iterdir())
 
 
 def test_an_unreadable_snapshot_means_training_from_the_start(tmp_path):
@@ -77,3 +80,19 @@ def test_an_unreadable_snapshot_means_training_from_the_start(tmp_path):
     assert snapshots.load() == {"step": 50}
     assert resume.Snapshots(tmp_path / "cell.pt", {"threads": 2}).load() is None
     assert [path.name for path in tmp_path.iterdir()] == ["cell.pt"]  # no temporary file left
+
+
+def test_an_interrupted_run_says_the_same_command_resumes_and_from_which_step(invoke, tmp_path, monkeypatch,
+                                                                              interrupt_at):
+    monkeypatch.setattr(resume, "SNAPSHOT_SECONDS", 0.0)
+    command = ["run", "--method", "vanilla", "--task", "mog", "--budget", "smoke", "--no-spectrum", "--out",
+               str(tmp_path), *[part for key, value in TINY.items() for part in ("--set", f"{key}={value}")]]
+    with interrupt_at(120):
+        result = invoke(*command)
+    (folder,) = tmp_path.glob("mog/vanilla/*")
+    assert result.exit_code == 130
+    assert result.output.splitlines()[-1] == (f"stabench: interrupted; the record is at {folder}; "
+                                              "the same command resumes from step 100")
+    result = invoke(*command)
+    assert result.exit_code == 0 and "vanilla on mog, seed 0, budget smoke: completed" in result.output
+    assert "resumed at step 100" in json.loads((folder / RUN_FILE).read_text())["notes"][0]
