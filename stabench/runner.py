@@ -309,7 +309,8 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
     A finished record (completed or diverged) of the same run_id, made by the same method code, is
     returned as it is (`reused`), without training, unless `force`. A finished record is only ever
     replaced by a finished attempt. A run that diverges,
-    fails or is interrupted is still recorded; Ctrl-C is raised again once the record is written. `notes`
+    fails or is interrupted is still recorded; Ctrl-C is raised again once the record is written, and a
+    run stopped part-way goes on from its last snapshot the next time (`stabench.resume`). `notes`
     go into the record (how it was made, where a reader should know).
     """
     cell = resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=overrides, recipe=recipe)
