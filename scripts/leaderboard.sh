@@ -12,6 +12,9 @@ sweep --methods wgan,wgan-gp --tasks mog --seeds 0-4 --recipe gulrajani-toy
 sweep --methods all --tasks grid25 --seeds 0-4
 sweep --methods vanilla,unrolled1,unrolled10,gradreg,r1,wgan-gp --tasks stacked-mnist --seeds 0-4 --steps 5000 \
     --recipe metz-quarter --no-spectrum
+# Metz et al.'s comparison at their budget (20,000 steps): about 12 core-hours, unrolled10 2.3 h a seed
+sweep --methods vanilla,gradreg,unrolled1,unrolled10 --tasks stacked-mnist --seeds 0-2 --budget paper \
+    --recipe metz-quarter --no-spectrum
 sweep --methods all --tasks mog --seeds 5-9
 sweep --methods wgan,wgan-gp --tasks mog --seeds 5-9 --recipe gulrajani-toy
 stabench publish --results "$out" --to results --command "bash scripts/leaderboard.sh $out"
