@@ -170,7 +170,7 @@ def leaderboard_stages():
     script = (Path(__file__).parents[1] / "scripts" / "leaderboard.sh").read_text().replace("\\\n", " ")
     stages = []
     for line in script.splitlines():
-        words = shlex.split(line)
+        words = shlex.split(line, comments=True)
         if words[:1] == ["sweep"]:
             stages.append({words[i]: words[i + 1] for i in range(1, len(words) - 1) if words[i].startswith("--")
                            and not words[i + 1].startswith("--")})
@@ -181,15 +181,21 @@ def test_the_leaderboard_script_plans_real_cells_with_the_seeds_the_leaderboard_
     seeds_by_task = {}
     for stage in leaderboard_stages():
         steps = int(stage["--steps"]) if "--steps" in stage else None
+        budget = stage.get("--budget", "quick")
         cells = plan(parse_names(stage["--methods"], METHODS), parse_names(stage["--tasks"], TASKS),
-                     parse_seeds(stage["--seeds"]), steps=steps, recipe=stage.get("--recipe"))
+                     parse_seeds(stage["--seeds"]), budget=budget, steps=steps, recipe=stage.get("--recipe"))
         for cell in cells:
-            seeds_by_task.setdefault((cell.task, cell.method, cell.recipe), set()).add(cell.seed)
+            seeds_by_task.setdefault((cell.task, cell.method, cell.recipe, budget), set()).add(cell.seed)
     every = set(METHODS.names())
     for task in ("dirac", "lq", "mog", "grid25"):
-        assert {method for (t, method, recipe) in seeds_by_task if t == task and recipe is None} == every
-    least = {task: min(len(seeds) for (t, _, _), seeds in seeds_by_task.items() if t == task)
+        assert {method for (t, method, recipe, _) in seeds_by_task if t == task and recipe is None} == every
+    least = {task: min(len(seeds) for (t, _, _, budget), seeds in seeds_by_task.items()
+                       if t == task and budget == "quick")
              for task in ("dirac", "lq", "mog", "grid25", "stacked-mnist")}
     assert least == {"dirac": 10, "lq": 10, "mog": 10, "grid25": 5, "stacked-mnist": 5}
-    stacked = {method for (task, method, recipe) in seeds_by_task if task == "stacked-mnist"}
+    stacked = {method for (task, method, _, budget) in seeds_by_task if task == "stacked-mnist" and budget == "quick"}
     assert {"vanilla", "unrolled1", "unrolled10", "gradreg", "r1", "wgan-gp"} <= stacked
+    # Metz et al.'s comparison at their budget: 3 seeds for each of the four methods of their table
+    paper = {method: seeds for (task, method, recipe, budget), seeds in seeds_by_task.items()
+             if task == "stacked-mnist" and budget == "paper" and recipe == "metz-quarter"}
+    assert paper == {method: {0, 1, 2} for method in ("vanilla", "gradreg", "unrolled1", "unrolled10")}
