@@ -103,16 +103,17 @@ class Context:
         """This context over `game` (a copy of the networks, say in float64), optimizer state cast to it."""
         copied = Context(game, self.settings, self.noise_seed, optimizer_state_known=self.optimizer_state_known)
         copied.load_state_dict(self.state_dict())
-        copied.state = _cast(copied.state, next(game.generator.parameters()).dtype)
+        dtype = next(game.generator.parameters()).dtype
+        copied.state = map_tensors(copied.state, lambda t: t.to(dtype) if t.is_floating_point() else t)
         return copied
 
 
-def _cast(value, dtype):
-    """Floating tensors inside nested dicts, lists and tuples cast to `dtype`."""
+def map_tensors(value, change):
+    """`value` with `change(tensor)` for every tensor inside its nested dicts, lists and tuples."""
     if torch.is_tensor(value):
-        return value.to(dtype) if value.is_floating_point() else value
+        return change(value)
     if isinstance(value, dict):
-        return {key: _cast(item, dtype) for key, item in value.items()}
+        return {key: map_tensors(item, change) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_cast(item, dtype) for item in value)
+        return type(value)(map_tensors(item, change) for item in value)
     return value

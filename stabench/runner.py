@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from stabench.cell import Cell, pick_device, resolve
-from stabench.context import Context
+from stabench.context import Context, map_tensors
 from stabench.errors import NotApplicable, StabenchError
 from stabench.landscape import landscape as analyse_landscape
 from stabench.locks import exclusive
@@ -213,7 +213,7 @@ def restore(saved: dict[str, Any], trainer: Trainer, game, ctx: Context, measure
     state = saved["state"]
     game.discriminator.load_state_dict(state["discriminator"])
     game.generator.load_state_dict(state["generator"])
-    ctx.load_state_dict(_to(state, device))
+    ctx.load_state_dict(map_tensors(state, lambda t: t.to(device)))  # a snapshot is loaded on the CPU
     for stream, stream_state in zip(game.streams, saved["streams"]):
         stream.set_state(stream_state)
     trainer.batches, trainer.iterations = saved["batches"], saved["iterations"]
@@ -224,17 +224,6 @@ def restore(saved: dict[str, Any], trainer: Trainer, game, ctx: Context, measure
     if tracker is not None and saved["tracker_start"] is not None:
         tracker.start = saved["tracker_start"].numpy()
     return saved["step"]
-
-
-def _to(value, device: torch.device):
-    """Tensors inside nested dicts and lists moved to `device` (a snapshot is loaded on the CPU)."""
-    if torch.is_tensor(value):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {key: _to(item, device) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to(item, device) for item in value)
-    return value
 
 
 def measure(step: int, cell: Cell, game, ctx: Context, batch, measured: Training, tracker: SpectrumTracker | None,
