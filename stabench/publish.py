@@ -20,8 +20,8 @@ import pandas as pd
 from stabench import stats
 from stabench.errors import StabenchError
 from stabench.plots import interval_plot, path_angle_axes, profile_plot, subplots
-from stabench.records import (CURVE_FILE, PATH_ANGLE_FILE, RUN_FILE, SAMPLES_FILE, SPECTRUM_FILE, TRACK_FILE, read_rows,
-                              write_atomically, write_file_atomically)
+from stabench.records import (CURVE_FILE, LIBRARIES, PATH_ANGLE_FILE, RUN_FILE, SAMPLES_FILE, SPECTRUM_FILE,
+                              TRACK_FILE, read_rows, write_atomically, write_file_atomically)
 from stabench.site import Link, aggregate_section, code, leaderboard_section, page
 from stabench.site import escape as site_escape
 from stabench.table import (Aggregate, aggregates, csv_text, escape_markdown, format_aggregate, format_table, groups,
@@ -388,6 +388,32 @@ def _versions(runs: pd.DataFrame) -> str:
     return f"Devices: {devices}. Versions: {versions or 'not recorded'}."
 
 
+CONSTRAINTS = "constraints.txt"
+
+
+def constraints_text(runs: pd.DataFrame, to: Path) -> str:
+    """A pip constraints file pinning the libraries the published records ran with (`records.LIBRARIES`), the
+    version most runs used where they differ (said in a comment); Python, which pip cannot pin, as a comment."""
+    lines = ["# The library versions the published run records were made with (stabench publish writes this).",
+             f"# To reproduce them: python -m pip install -c {(to / CONSTRAINTS).as_posix()} -e ."]
+    for name in ("python", *LIBRARIES):
+        column = f"versions.{name}"
+        counts = runs[column].dropna().astype(str).value_counts() if column in runs else pd.Series(dtype=int)
+        if counts.empty:
+            lines.append(f"# {name}: not in these records (records made since 2026-12-08 keep it)")
+            continue
+        used = counts.index[0]
+        if len(counts) > 1:
+            mixed = ", ".join(f"{found} ({count} runs)" for found, count in counts.items())
+            lines.append(f"# {name}: the records mix {mixed}; pinned to the most used")
+        if name == "python":
+            lines.append(f"# python {used}: pip cannot pin the interpreter; install with this one")
+            continue
+        public, _, local = used.partition("+")  # a local build label (`+cu130`) is the index's choice, not pip's
+        lines.append(f"{name}=={public}" + (f"  # recorded as {used}" if local else ""))
+    return "\n".join(lines) + "\n"
+
+
 def _seen(runs: pd.DataFrame) -> str:
     return escape_markdown(_versions(runs))
 
@@ -523,7 +549,9 @@ def publish(results_dir="results/runs", to="results", command: str | None = None
     lines += [f"{len(runs)} runs from `{results_dir}`. {_seen(runs)}", "",
               f"The web page: [{SITE}/index.html]({SITE}/index.html). The records behind every number (run.json and "
               f"curve.csv of each run): [{RECORDS}/]({RECORDS}/); `{again}` prints every table below again, "
-              f"`{again} --aggregate` the aggregates.", "", NOTE, ""]
+              f"`{again} --aggregate` the aggregates.", "",
+              f"The libraries the runs were made with, as pip constraints: [{CONSTRAINTS}]({CONSTRAINTS}) "
+              f"(`python -m pip install -c {(to / CONSTRAINTS).as_posix()} -e .`).", "", NOTE, ""]
     sections, written = [], []
     aggregate_stems = slugs(list(found))
     for name, aggregate in found.items():
@@ -545,6 +573,7 @@ def publish(results_dir="results/runs", to="results", command: str | None = None
                 figures.append((caption, f"../figures/{path.name}"))
                 lines += [f"![{caption}](figures/{path.name})", ""]
         sections.append(leaderboard_section(name, tables[name], _record_links(group), figures))
+    _write_text(to / CONSTRAINTS, constraints_text(runs, to))
     _write_text(to / "LEADERBOARD.md", "\n".join(lines))
     _write_text(to / "leaderboard.csv", csv_text(long_table(tables)))
     outputs = [to / "LEADERBOARD.md", to / "leaderboard.csv"]
@@ -553,6 +582,7 @@ def publish(results_dir="results/runs", to="results", command: str | None = None
         outputs.append(to / "aggregate.csv")
     else:
         (to / "aggregate.csv").unlink(missing_ok=True)  # an earlier publish's, of runs no longer published
+    outputs.append(to / CONSTRAINTS)
     preamble = _preamble(runs, results_dir, to, command, again)
     _write_text(to / SITE / "index.html", page("stabench leaderboard", preamble, sections))
     return [*outputs, to / SITE / "index.html", records, *written]

@@ -45,11 +45,20 @@ def package_version() -> str:
         return "0+unknown"
 
 
+LIBRARIES = ("torch", "numpy", "scipy", "pandas")  # what a run's numbers depend on, beside Python and stabench
+
+
 def versions() -> dict[str, str]:
-    """The versions a record keeps: Python, torch and stabench."""
+    """The versions a record keeps: Python, stabench and `LIBRARIES`."""
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "stabench": package_version()}
+    found = {"python": platform.python_version(), "stabench": package_version(), "torch": torch.__version__}
+    for library in LIBRARIES[1:]:
+        try:
+            found[library] = version(library)
+        except PackageNotFoundError:  # a vendored or source copy: say so rather than guess
+            found[library] = "unknown"
+    return found
 
 
 class CorruptRecord(ValueError):

@@ -16,7 +16,7 @@ import pandas as pd
 
 from stabench import stats
 from stabench.errors import StabenchError, did_you_mean
-from stabench.records import RunRecord, find_records
+from stabench.records import LIBRARIES, RunRecord, find_records
 
 IDENTITY = ["run_id", "method", "recipe", "method_version", "task", "task_version", "seed", "budget", "steps_planned",
             "steps_overridden", "status", "device", "threads", "data_source"]
@@ -208,7 +208,8 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
                         f"{metric}_interval": estimate.method, f"{metric}_n": len(values), f"{metric}_best": False,
                         f"{metric}_undefined": undefined}
             rows.append(row | {"wall_seconds": _mean(ran, "timing.wall_seconds"),
-                               "steps_per_second": _mean(ran, "timing.steps_per_second")})
+                               "steps_per_second": _mean(ran, "timing.steps_per_second"),
+                               "mixed_versions": mixed_versions(of_variant)})
         rows += _real_data_row(group, shown)
         table = pd.DataFrame(rows)
         for metric, direction in directions.items():
@@ -221,6 +222,18 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
 
 
 REAL_DATA = "real data"
+
+
+def mixed_versions(runs: pd.DataFrame) -> str:
+    """The libraries (`records.LIBRARIES` and Python) whose recorded versions differ between `runs`, each with
+    its versions (`torch 2.13.0 / 2.14.1`); empty where every run used the same ones."""
+    mixed = []
+    for name in ("python", *LIBRARIES):
+        column = f"versions.{name}"
+        found = sorted(runs[column].dropna().astype(str).unique()) if column in runs else []
+        if len(found) > 1:
+            mixed.append(f"{name} {' / '.join(found)}")
+    return ", ".join(mixed)
 
 
 def _real_data_row(group: pd.DataFrame, shown: list[str]) -> list[dict]:
@@ -348,6 +361,10 @@ def table_notes(table: pd.DataFrame, fmt: str) -> str:
     if _made_by(table, shown, stats.EQUAL):
         notes.append(escape(EQUAL_NOTE.format("seed")))
     notes += [escape(CEILINGS[m]) for m in dict.fromkeys(SMOOTHED.sub("", m) for m in shown) if m in CEILINGS]
+    mixed = [f"{row.method} ({row.mixed_versions})" for row in table.itertuples()
+             if isinstance(getattr(row, "mixed_versions", None), str) and row.mixed_versions]
+    if mixed:
+        notes.append(escape("Library versions differ between the seeds of: " + "; ".join(mixed) + "."))
     if (table["method"] == REAL_DATA).any():
         notes.append(escape(f"{REAL_DATA}: real samples through the same metric (the floor a generator is measured "
                             "against), as the records state it; not ranked."))

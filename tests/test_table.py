@@ -133,14 +133,43 @@ def test_leaderboard_columns_are_pinned(tmp_path):
     per_metric = [f"{m}{suffix}" for m in MOG_METRICS
                   for suffix in ("", "_low", "_high", "_interval", "_n", "_best", "_undefined")]
     assert list(table.columns) == ["method", "seeds", "diverged_or_failed", *per_metric,
-                                   "wall_seconds", "steps_per_second"]
+                                   "wall_seconds", "steps_per_second", "mixed_versions"]
     assert list(table.method) == ["gradreg", "vanilla"] and list(table.seeds) == [3, 3]
     assert table.kl[0] == pytest.approx(0.11) and table.kl_low[0] <= 0.11 <= table.kl_high[0]
     assert table.wall_seconds[0] == pytest.approx(11.0)
     assert render(runs, fmt="csv").splitlines()[0] == ",".join(LONG)
     assert list(leaderboard(runs, "mog", ["kl"])["mog · version 1 · budget quick · 20000 steps"].columns) == [
         "method", "seeds", "diverged_or_failed", "kl", "kl_low", "kl_high", "kl_interval", "kl_n", "kl_best",
-        "kl_undefined", "wall_seconds", "steps_per_second"]
+        "kl_undefined", "wall_seconds", "steps_per_second", "mixed_versions"]
+
+
+def test_a_row_whose_seeds_ran_on_different_library_versions_says_so(tmp_path):
+    versions = lambda torch, numpy: {"python": "3.11.7", "stabench": "0.2.0", "torch": torch, "numpy": numpy}  # noqa: E731
+    write_run(tmp_path, "gradreg", 0, versions=versions("2.14.1+cu130", "2.4.6"))
+    write_run(tmp_path, "gradreg", 1, versions=versions("2.13.0", "2.4.6"))
+    for seed in (0, 1):
+        write_run(tmp_path, "vanilla", seed, versions=versions("2.14.1+cu130", "2.4.6"))
+    (table,) = leaderboard(load_runs(tmp_path), "mog").values()
+    assert list(table.mixed_versions) == ["torch 2.13.0 / 2.14.1+cu130", ""]
+    assert "Library versions differ between the seeds of: gradreg (torch 2.13.0 / 2.14.1+cu130)." in format_table(table)
+    two_methods(tmp_path / "same")
+    (same,) = leaderboard(load_runs(tmp_path / "same"), "mog").values()
+    assert "Library versions differ" not in format_table(same)
+
+
+def test_publish_pins_the_records_library_versions_as_pip_constraints(tmp_path):
+    versions = lambda torch, numpy: {"python": "3.11.7", "stabench": "0.2.0", "torch": torch, "numpy": numpy}  # noqa: E731
+    for seed in range(3):
+        write_run(tmp_path / "runs", "gradreg", seed, versions=versions("2.14.1+cu130", "2.4.6"))
+    write_run(tmp_path / "runs", "vanilla", 0, versions=versions("2.13.0", "2.4.6"))
+    publish(tmp_path / "runs", tmp_path / "out")
+    text = (tmp_path / "out" / "constraints.txt").read_text()
+    pins = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert pins == ["torch==2.14.1  # recorded as 2.14.1+cu130", "numpy==2.4.6"]
+    assert "# torch: the records mix 2.14.1+cu130 (3 runs), 2.13.0 (1 runs); pinned to the most used" in text
+    assert "# python 3.11.7: pip cannot pin the interpreter" in text
+    assert "# scipy: not in these records" in text and "# pandas: not in these records" in text
+    assert "constraints.txt" in (tmp_path / "out" / "LEADERBOARD.md").read_text()
 
 
 def test_failed_runs_count_in_the_share_but_not_in_the_metrics(tmp_path):
@@ -220,8 +249,8 @@ def test_publish_writes_the_leaderboard_csv_and_figures(tmp_path):
     command = "stabench sweep --methods gradreg,vanilla --tasks mog,lq1d --seeds 0-1"
     written = publish(tmp_path / "runs", tmp_path / "results", command=command)
     out = tmp_path / "results"
-    assert written[:5] == [out / "LEADERBOARD.md", out / "leaderboard.csv", out / "aggregate.csv",
-                           out / "site" / "index.html", out / "records"]
+    assert written[:6] == [out / "LEADERBOARD.md", out / "leaderboard.csv", out / "aggregate.csv",
+                           out / "constraints.txt", out / "site" / "index.html", out / "records"]
     assert all(path.is_file() and path.stat().st_size > 0 for path in written if path != out / "records")
     figures = sorted(path.name for path in (out / "figures").iterdir())
     assert figures == ["improvement_mode-coverage-budget-quick.png", "iqm_mode-coverage-budget-quick.png",
