@@ -183,7 +183,7 @@ def sweep(methods, tasks, seeds, budget, steps, assignments, recipe, workers, th
                    "per budget.")
 @plugin_option
 def table(results, task, metrics, fmt, aggregate, plugins):
-    """Leaderboard per task: mean and 95% BCa bootstrap interval over seeds, best method marked."""
+    """Leaderboard per task: mean and Student-t interval over seeds, the best and its ties in bold."""
     from stabench.table import load_runs, render, render_aggregates
 
     load_plugins(plugins)
@@ -338,19 +338,20 @@ def phase(task, method, assignments, grid, out, steps, resolution, plugins):
 @click.option("--methods", default="all", show_default=True, help="Comma-separated methods, or all.")
 @click.option("--budget", default="quick", show_default=True, help="smoke, quick or paper.")
 @click.option("--steps", type=int, default=None, help="Override the budget's number of G steps.")
+@click.option("--seeds", default="0-9", show_default=True, help="The starts, as seeds: 0-9, or 0,3,7.")
 @click.option("--out", default="results/runs", show_default=True, type=click.Path(file_okay=False),
               help="Where the run records go (finished ones are reused) and, under TASK/, convergence.md.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @plugin_option
-def convergence(task, methods, budget, steps, out, quiet, plugins):
-    """Every method under both schedules from the task's start: does it reach the equilibrium, and should it?"""
+def convergence(task, methods, budget, steps, seeds, out, quiet, plugins):
+    """Every method under both schedules from each seed's start: does it reach the equilibrium, and should it?"""
     from stabench.convergence import convergence_table
-    from stabench.sweep import parse_names
+    from stabench.sweep import parse_names, parse_seeds
 
     load_plugins(plugins)
     try:
         table = convergence_table(task, parse_names(methods, METHODS), budget, steps=steps, out=out,
-                                  progress=not quiet)
+                                  seeds=parse_seeds(seeds), progress=not quiet)
     except KeyboardInterrupt:
         click.echo("stabench: convergence interrupted; run the same command again to resume", err=True)
         sys.exit(130)

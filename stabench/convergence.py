@@ -1,9 +1,10 @@
 """Does each method converge on a game with a known equilibrium? Every registered method under both
-schedules, trained from the task's start (`dirac`: Mescheder et al. 2018's Dirac-GAN, from (1, 1)),
-set beside what the literature says should happen there.
+schedules, trained from each seed's start (`dirac`: Mescheder et al. 2018's Dirac-GAN, from a point at
+distance 1 from the equilibrium at the seed's angle), set beside what the literature says should happen there.
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from stabench.table import escape_markdown
 from stabench.tasks import TASKS
 
 SCHEDULES = ("simultaneous", "alternating")
+SEEDS = tuple(range(10))  # starts a row is trained from
 CONVERGES, DIVERGES, UNKNOWN = "converges", "does not converge", "no published claim"
 TABLE_FILE = "convergence.md"
 
@@ -71,8 +73,9 @@ NO_CLAIM = Claim(UNKNOWN, UNKNOWN, "")
 
 # Markdown under the Dirac-GAN's table (ours, so not escaped).
 DIRAC_NOTES = [
-    "steps_to_converge: the first evaluation from which (ψ, θ) stays within 1e-3 of (0, 0) to the end of the run; "
-    "converges says whether there is one within the budget.",
+    "Each seed starts at distance 1 from (0, 0), at an angle drawn from the seed. converges: from how many of "
+    "the starts (ψ, θ) stays within 1e-3 of (0, 0) from some evaluation to the end of the run; steps_to_converge: "
+    "the median of that first evaluation over the starts that converge; final distances: medians over the starts.",
     "The claims are local and for a small enough learning rate: a method that converges slowly can miss the "
     "budget (compare the final distances).",
     "`wgan` clips ψ to [-0.01, 0.01] after each of its 5 critic steps (the original recipe): it is not the "
@@ -83,16 +86,17 @@ NOTES = {"dirac": DIRAC_NOTES}
 
 @dataclass
 class ConvergenceRow:
-    """One method under one schedule: its final metrics, or why it has none."""
+    """One method under one schedule, from several starts: how many converged, or why there are no numbers."""
 
     method: str
     schedule: str
-    metrics: dict[str, float | None]  # the task's final distances (theta_distance, psi_distance on `dirac`)
-    steps_to_converge: int | None
-    converges: bool | None  # None: the run was refused or failed
+    metrics: dict[str, float | None]  # the medians of the task's final distances over the starts
+    steps_to_converge: float | None  # the median over the starts that converge
+    converged: int | None  # starts that converge; None: the runs were refused or failed
+    starts: int
     expected: str
     source: str
-    note: str = ""  # why there are no numbers, or where the run diverged
+    note: str = ""  # why there are no numbers, or where runs diverged
 
 
 @dataclass
@@ -117,33 +121,49 @@ def check_request(task, budget: str, steps: int | None) -> None:
         raise StabenchError(f"`--steps` must be at least 1, got {steps}")
 
 
-def convergence_row(method: str, task: str, schedule: str, *, budget: str, steps: int | None,
-                    out: Path) -> ConvergenceRow:
-    """Train (or reuse the finished record of) one method under one schedule, and say what it did."""
+def _median(values) -> float | None:
+    found = [value for value in values if value is not None]
+    return statistics.median(found) if found else None
+
+
+def convergence_row(method: str, task: str, schedule: str, *, budget: str, steps: int | None, out: Path,
+                    seeds=SEEDS) -> ConvergenceRow:
+    """Train (or reuse the finished records of) one method under one schedule from each seed's start, and say
+    from how many it converged."""
     claim = CLAIMS.get(task, {}).get(method, NO_CLAIM)
-    row = ConvergenceRow(method, schedule, {}, None, None, claim.of(schedule), claim.source)
-    try:
-        record = run(method, task, budget=budget, steps=steps, overrides={"schedule": schedule}, out=out,
-                     progress=False)
-    except StabenchError as error:  # a setting this task refuses: the row says why
-        row.note = f"not run: {error}"
-        return row
-    if record.status == "failed":
-        row.note = f"failed: {record.error}"
-        return row
-    row.metrics = {name: record.metrics.get(name) for name in record.metric_directions if name != "steps_to_converge"}
-    row.steps_to_converge = record.metrics.get("steps_to_converge")
-    row.converges = row.steps_to_converge is not None
-    if record.status == "diverged":
-        row.note = f"diverged: non-finite at step {record.diverged_at_step}"
+    row = ConvergenceRow(method, schedule, {}, None, None, len(seeds), claim.of(schedule), claim.source)
+    records = []
+    for seed in seeds:
+        try:
+            record = run(method, task, seed=seed, budget=budget, steps=steps, overrides={"schedule": schedule},
+                         out=out, progress=False)
+        except StabenchError as error:  # a setting this task refuses: the row says why
+            row.note = f"not run: {error}"
+            return row
+        if record.status == "failed":
+            row.note = f"failed: {record.error}"
+            return row
+        records.append(record)
+    row.metrics = {name: _median(record.metrics.get(name) for record in records)
+                   for name in records[0].metric_directions if name != "steps_to_converge"}
+    reached = [record.metrics.get("steps_to_converge") for record in records]
+    row.converged = sum(value is not None for value in reached)
+    row.steps_to_converge = _median(reached)
+    diverged = [record for record in records if record.status == "diverged"]
+    if diverged:
+        row.note = (f"diverged from {len(diverged)} of {len(records)} starts: non-finite at step "
+                    + ", ".join(str(record.diverged_at_step) for record in diverged))
     return row
 
 
 def convergence_table(task: str = "dirac", methods: list[str] | None = None, budget: str = "quick", *,
-                      steps: int | None = None, out: str | Path = "results/runs",
+                      steps: int | None = None, out: str | Path = "results/runs", seeds=SEEDS,
                       progress: bool = False) -> ConvergenceTable:
-    """Run every method (None: all registered) under both schedules on `task` from its start, records
-    under `out` (a finished one is reused), and write the Markdown table `out/<task>/convergence.md`."""
+    """Run every method (None: all registered) under both schedules on `task` from each of `seeds`' starts,
+    records under `out` (a finished one is reused), and write the Markdown table `out/<task>/convergence.md`."""
+    seeds = tuple(seeds)
+    if not seeds:
+        raise StabenchError("no seed named; a convergence table needs at least one start")
     task_entry = TASKS.get(task)
     check_request(task_entry, budget, steps)
     names = [METHODS.get(name).name for name in methods] if methods is not None else METHODS.names()
@@ -152,9 +172,9 @@ def convergence_table(task: str = "dirac", methods: list[str] | None = None, bud
     out = Path(out)
     check_writable(out)
     cells = [(name, schedule) for name in names for schedule in SCHEDULES]
-    rows = [convergence_row(name, task_entry.name, schedule, budget=budget, steps=steps, out=out)
+    rows = [convergence_row(name, task_entry.name, schedule, budget=budget, steps=steps, out=out, seeds=seeds)
             for name, schedule in tqdm(cells, disable=not progress, unit="run", desc=f"convergence on {task}")]
-    markdown = convergence_markdown(rows, task_entry, budget, steps or task_entry.budgets[budget].steps)
+    markdown = convergence_markdown(rows, task_entry, budget, steps or task_entry.budgets[budget].steps, seeds)
     path = out / task_entry.name / TABLE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     write_file_atomically(path, lambda temporary: temporary.write_text(markdown))
@@ -168,10 +188,10 @@ def _number(value) -> str:
 
 
 def _converges(row: ConvergenceRow) -> str:
-    return "—" if row.converges is None else ("yes" if row.converges else "no")
+    return "—" if row.converged is None else f"from {row.converged} of {row.starts} starts"
 
 
-def convergence_markdown(rows: list[ConvergenceRow], task, budget: str, steps: int) -> str:
+def convergence_markdown(rows: list[ConvergenceRow], task, budget: str, steps: int, seeds=SEEDS) -> str:
     """The rows as a Markdown table under a header that says what was run; every text cell escaped."""
     settings = {**defaults(task.Params), **{key: value for key, value in task.budgets[budget].settings.items()
                                             if key in field_types(task.Params)}}
@@ -179,12 +199,13 @@ def convergence_markdown(rows: list[ConvergenceRow], task, budget: str, steps: i
     header = ["method", "schedule", *(f"final {name}" for name in metrics), "steps_to_converge", "converges",
               "expected", "source", "note"]
     lines = [f"# Convergence on `{escape_markdown(task.name)}`", "",
-             f"{escape_markdown(task.description)}. Budget `{escape_markdown(budget)}`: {steps} steps, seed 0; "
+             f"{escape_markdown(task.description)}. Budget `{escape_markdown(budget)}`: {steps} steps, "
+             f"{len(seeds)} starts (seeds {', '.join(map(str, seeds))}); "
              f"settings {escape_markdown(' '.join(f'{key}={value}' for key, value in settings.items()))}.", "",
              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
         cells = [escape_markdown(row.method), row.schedule, *(_number(row.metrics.get(name)) for name in metrics),
-                 "—" if row.steps_to_converge is None else str(row.steps_to_converge), _converges(row),
+                 _number(row.steps_to_converge) if row.steps_to_converge is not None else "—", _converges(row),
                  row.expected, escape_markdown(row.source), escape_markdown(row.note)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *(f"- {note}" for note in NOTES.get(task.name, [])), ""]

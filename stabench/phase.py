@@ -17,6 +17,7 @@ from stabench.cell import Cell, resolve
 from stabench.errors import StabenchError
 from stabench.methods import METHODS, Method
 from stabench.spectra import FieldMap, analysis_field
+from stabench.tasks.dirac import MESCHEDER_START
 
 
 def trajectory(field_map: FieldMap, start: torch.Tensor, step_size: float, steps: int) -> torch.Tensor:
@@ -118,6 +119,8 @@ def phase(task: str, method: str | None, path: str | Path, *, overrides: dict | 
     from stabench.plots import phase_portraits
 
     overrides = dict(overrides or {})
+    if task == DIRAC:  # Mescheder et al.'s figure starts at (1, 1), not at a seed's start
+        overrides = {**MESCHEDER_START, **overrides}
     if steps < 0:
         raise StabenchError(f"`--steps` must be at least 0, got {steps}")
     if resolution < 2:

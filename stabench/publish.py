@@ -27,8 +27,9 @@ from stabench.site import escape as site_escape
 from stabench.table import (Aggregate, aggregates, csv_text, escape_markdown, format_aggregate, format_table, groups,
                             aggregate_long, leaderboards, load_runs, long_table)
 
-NOTE = ("Each metric: the mean over seeds [its 95% BCa bootstrap confidence interval]; ↑ larger is better, ↓ "
-        "smaller is better; the best method in bold. `diverged or failed`: the share of runs that went non-finite or "
+NOTE = ("Each metric: the mean over seeds [its Student-t interval, with the coverage measured for it at the "
+        "table's seed counts under each table]; ↑ larger is better, ↓ smaller is better; in bold the best method and "
+        "those a test cannot separate from it. `diverged or failed`: the share of runs that went non-finite or "
         "raised (runs interrupted by a person are left out). Failed runs have no metrics; diverged runs are evaluated "
         "as they stopped. (k/n): only k of n runs have a value. `wall s`: seconds of training, evaluation excluded. "
         "A mark on a cell (†, ‡, §) is explained under its table. Runs of different task versions, budgets, step "

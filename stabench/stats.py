@@ -1,6 +1,14 @@
-"""Statistics of few runs, on scipy: bootstrap intervals (BCa, else percentile) and the aggregate
-measures of Agarwal et al. 2021 ("Deep RL at the edge of the statistical precipice", rliable):
-interquartile mean, probability of improvement and performance profiles over several tasks.
+"""Statistics of few runs, on scipy: the interval of a mean over seeds (Student-t, chosen by the coverage it
+keeps at 3 to 10 seeds; see `interval_coverage`), the test that separates two methods, bootstrap intervals
+(BCa, else percentile) and the aggregate measures of Agarwal et al. 2021 ("Deep RL at the edge of the
+statistical precipice", rliable): interquartile mean, probability of improvement and performance profiles
+over several tasks.
+
+Why Student-t for a cell: in simulation (tests/test_stats.py) a nominal 95 % BCa interval of the mean covers
+about 75 % at 3 seeds on normal data, 87 % at 5 and 90 % at 10, and never reaches past the seeds' own range;
+the t interval keeps 95 % on normal data at every seed count, covers more than BCa on skewed and
+ceiling-bounded data, and does not depend on a resampling seed. What it keeps on each kind of data at a
+table's seed counts is measured (`interval_coverage`) and printed under the table, not assumed.
 
 The `rliable` package itself is not used: its last release (1.2.0) pins `arch < 8`, and arch 7.2 fails
 to import under pandas 3 (it calls a private pandas decorator whose signature changed), while arch 8
@@ -16,15 +24,19 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
-RESAMPLES = 10_000
+RESAMPLES = 20_000  # the aggregates' bounds then move by under 1 % of their width between resampling seeds
 SEED = 0
-BCA, PERCENTILE, EQUAL = "BCa", "percentile", "all equal"
+BCA, PERCENTILE, EQUAL, STUDENT, SEPARATED = "BCa", "percentile", "all equal", "t", "separated"
+SIGNIFICANCE = 0.05  # two methods are separated where Welch's t-test rejects equal means at this level
+# Below float32's smallest normal number a value is rounding noise around 0 (float32 trains every network here).
+FLOAT_FLOOR = float(np.finfo(np.float32).tiny)
 
 
 @dataclass(frozen=True)
@@ -79,12 +91,83 @@ def bootstrap(samples: Sequence, statistic: Callable, confidence: float = CONFID
     return Estimate(value, float(low), float(high), PERCENTILE)
 
 
-def mean_interval(values, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED) -> Estimate:
-    """The mean of `values` (one per seed, no NaN) with its bootstrap interval (see `bootstrap`)."""
+def mean_interval(values, confidence: float = CONFIDENCE) -> Estimate:
+    """The mean of `values` (one per seed, no NaN) with its Student-t interval, mean ± t·s/√n (`method`
+    `STUDENT`); `EQUAL` where every value is the same, no interval below two values."""
     values = np.asarray(values, dtype=float)
     if values.size == 0:
         raise ValueError("mean_interval needs at least one value")
-    return bootstrap([values], np.mean, confidence, resamples, seed)
+    value = float(values.mean())
+    if values.size < 2:
+        return Estimate(value, math.nan, math.nan, None)
+    if np.all(values == values[0]):
+        return Estimate(value, value, value, EQUAL)
+    half = float(stats.t.ppf((1 + confidence) / 2, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size))
+    return Estimate(value, value - half, value + half, STUDENT)
+
+
+def _exponential(rng, shape):
+    return rng.exponential(1.0, shape), 1.0
+
+
+def _lognormal(rng, shape):
+    return rng.lognormal(0.0, 1.0, shape), math.exp(0.5)
+
+
+def _modes_of_8(rng, shape):
+    """Modes captured out of 8: every mode with chance 0.6, else 4 to 7 (mean 7.0), as the mog runs scatter."""
+    return np.where(rng.random(shape) < 0.6, 8.0, rng.integers(4, 8, shape).astype(float)), 0.6 * 8 + 0.4 * 5.5
+
+
+# The kinds of data a cell's seeds are, each a draw (rng, shape) -> (values, their true mean).
+DISTRIBUTIONS = {"normal": lambda rng, shape: (rng.normal(0.0, 1.0, shape), 0.0),
+                 "skewed (exponential)": _exponential, "heavy-tailed (lognormal, sigma 1)": _lognormal,
+                 "at a ceiling (modes of 8)": _modes_of_8}
+COVERAGE_TRIALS = 20_000
+
+
+def t_coverage(draw, seeds: int, trials: int = COVERAGE_TRIALS, seed: int = SEED,
+               confidence: float = CONFIDENCE) -> float:
+    """The share of `trials` samples of `seeds` values from `draw` whose `mean_interval` holds the true mean."""
+    values, truth = draw(np.random.default_rng(seed), (trials, seeds))
+    mean, spread = values.mean(axis=1), values.std(axis=1, ddof=1) / math.sqrt(seeds)
+    half = stats.t.ppf((1 + confidence) / 2, seeds - 1) * spread  # all-equal samples: half 0, as mean_interval
+    return float(np.mean((mean - half <= truth) & (truth <= mean + half)))
+
+
+@lru_cache(maxsize=None)
+def interval_coverage(seeds: int) -> dict[str, float]:
+    """The measured coverage of `mean_interval` at `seeds` values on each of `DISTRIBUTIONS` (seeded simulation,
+    `COVERAGE_TRIALS` samples each): what a cell's interval keeps at that seed count."""
+    return {name: t_coverage(draw, seeds) for name, draw in DISTRIBUTIONS.items()}
+
+
+def coverage_note(seed_counts) -> str:
+    """One sentence: the interval and the coverage measured for it at each of `seed_counts` (2 and more)."""
+    counts = sorted({int(n) for n in seed_counts if n >= 2})
+    if not counts:
+        return ""
+    parts = []
+    for n in counts:
+        found = interval_coverage(n)
+        parts.append(f"at {n} seeds " + ", ".join(f"{share:.0%} {name}" for name, share in found.items()))
+    return (f"[low, high]: the Student-t interval of the mean (nominal {CONFIDENCE:.0%}); the coverage measured for "
+            f"it by simulation ({COVERAGE_TRIALS:,} samples a case) is " + "; ".join(parts) + ".")
+
+
+def separated(first, second) -> bool:
+    """Whether two methods' values (one per seed) have different means: Welch's two-sided t-test at
+    `SIGNIFICANCE`, on values below `FLOAT_FLOOR` in size taken as 0. Two spreadless samples are separated
+    exactly where they differ; a sample of one value cannot be told from anything."""
+    first, second = (np.where(np.abs(np.asarray(v, dtype=float)) < FLOAT_FLOOR, 0.0, np.asarray(v, dtype=float))
+                     for v in (first, second))
+    if len(first) < 2 or len(second) < 2:
+        return False
+    if np.ptp(first) == 0 and np.ptp(second) == 0:
+        return bool(first[0] != second[0])
+    with warnings.catch_warnings():  # scipy warns of precision where one sample has no spread; the test stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return bool(stats.ttest_ind(first, second, equal_var=False).pvalue < SIGNIFICANCE)
 
 
 def _broadcast(samples, axis: int) -> list[np.ndarray]:
@@ -139,7 +222,16 @@ def improvement(x_tasks: Sequence, y_tasks: Sequence, resamples: int = RESAMPLES
     if len(x_tasks) != len(y_tasks) or not len(x_tasks):
         raise ValueError("improvement needs the scores of both methods on the same, non-empty list of tasks")
     pairs = [sample for pair in zip(x_tasks, y_tasks) for sample in pair]
+    value = float(probability_of_improvement(*_samples(pairs)))
+    if value in (0.0, 1.0):  # every run above (below) every other: each resample says the same, no interval
+        return Estimate(value, value, value, SEPARATED)
     return bootstrap(pairs, probability_of_improvement, resamples=resamples, seed=seed)
+
+
+def chance_of_separation(runs: int, other_runs: int) -> float:
+    """The chance that every one of `runs` scores above every one of `other_runs` where both come from one
+    distribution (no ties): 1 / C(runs + other_runs, runs), the exact one-sided Mann-Whitney p-value of it."""
+    return 1.0 / math.comb(runs + other_runs, runs)
 
 
 def performance_profile(tasks: Sequence, thresholds, resamples: int = 2_000, seed: int = SEED,

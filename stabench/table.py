@@ -174,13 +174,13 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
     """One table per group of comparable runs of `task` (see `GROUP`), keyed by its label.
 
     A row per method (variant); columns `method, seeds, diverged_or_failed`, then for each metric `m`
-    (`metrics`, by default each group's `default_metrics`): `m` (mean over seeds), `m_low`, `m_high` (95%
-    bootstrap CI, see `stats.mean_interval`), `m_interval` (how it was made: BCa, percentile where BCa is
-    undefined, None below two values), `m_n` (seeds with a value; failed runs have none), `m_best` (best mean by
-    the task's direction), `m_undefined` (seeds whose value is, at least in part, set by convention where `m` is
-    undefined: their record's `m_defined`, the share of evaluations at which it was measured, is below 1),
-    then `wall_seconds, steps_per_second` (means over runs that did not fail). `attrs` holds `group`,
-    `metrics` and `directions`.
+    (`metrics`, by default each group's `default_metrics`): `m` (mean over seeds), `m_low`, `m_high` (its
+    Student-t interval, see `stats.mean_interval`), `m_interval` (how it was made: `t`, `all equal`, None
+    below two values), `m_n` (seeds with a value; failed runs have none), `m_best` (see `best_or_tied`),
+    `m_undefined` (seeds whose value is, at least in part, set by convention where `m` is undefined: their
+    record's `m_defined`, the share of evaluations at which it was measured, is below 1), `m_values` (the
+    seeds' values, by seed), then `wall_seconds, steps_per_second` (means over runs that did not fail) and
+    `mixed_versions`. `attrs` holds `group`, `metrics` and `directions`.
     """
     split = groups(runs, task)
     available = metric_names(runs, task)
@@ -193,7 +193,7 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
         directions = {m: d for m, d in _directions(runs, task).items() if m in shown}
         rows = []
         for variant, of_variant in group.groupby("variant"):
-            ran = of_variant[of_variant.status != "failed"]  # a failed run has no numbers, only its share
+            ran = of_variant[of_variant.status != "failed"].sort_values("seed")  # a failed run has only its share
             row = {"method": variant, "seeds": len(of_variant),
                    "diverged_or_failed": float((of_variant.status != "completed").mean())}
             for metric in shown:
@@ -206,22 +206,43 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
                     undefined = int((ran.loc[ran[column].notna(), defined] < 1).sum())
                 row |= {metric: estimate.value, f"{metric}_low": estimate.low, f"{metric}_high": estimate.high,
                         f"{metric}_interval": estimate.method, f"{metric}_n": len(values), f"{metric}_best": False,
-                        f"{metric}_undefined": undefined}
+                        f"{metric}_undefined": undefined, f"{metric}_values": tuple(values.tolist())}
             rows.append(row | {"wall_seconds": _mean(ran, "timing.wall_seconds"),
                                "steps_per_second": _mean(ran, "timing.steps_per_second"),
                                "mixed_versions": mixed_versions(of_variant)})
         rows += _real_data_row(group, shown)
         table = pd.DataFrame(rows)
         for metric, direction in directions.items():
-            means = table[metric].where(table["method"] != REAL_DATA)
-            if means.nunique() > 1:  # neither one method alone nor a tie of all is "best"
-                table[f"{metric}_best"] = means == (means.max() if direction == "max" else means.min())
+            table[f"{metric}_best"] = best_or_tied(table, metric, direction)
         table.attrs = {"group": group.attrs["group"], "metrics": shown, "directions": directions}
         tables[name] = table
     return tables
 
 
 REAL_DATA = "real data"
+BEST_RULE = ("Bold: the best mean and every method that Welch's two-sided t-test (5 %) cannot separate from it at "
+             "these seeds; only means over every seed of a row enter (never a mean of the seeds that reached a "
+             "threshold), values below float32's smallest normal number count as 0, and none is bold where every "
+             "method ties.")
+
+
+def best_or_tied(table: pd.DataFrame, metric: str, direction: str) -> pd.Series:
+    """Which rows are bold for `metric`: the best mean by `direction` among rows with a value for every seed (at
+    least two), and every such row `stats.separated` does not tell from it; all False where each ties or
+    fewer than two rows qualify."""
+    eligible = [index for index, row in table.iterrows() if row["method"] != REAL_DATA
+                and row[f"{metric}_n"] >= 2 and row[f"{metric}_n"] == row["seeds"]]
+    bold = pd.Series(False, index=table.index)
+    if len(eligible) < 2:
+        return bold
+    floored = {index: np.where(np.abs(table.at[index, f"{metric}_values"]) < stats.FLOAT_FLOOR, 0.0,
+                               table.at[index, f"{metric}_values"]).mean() for index in eligible}
+    best = (max if direction == "max" else min)(eligible, key=floored.get)
+    tied = [index for index in eligible
+            if not stats.separated(table.at[best, f"{metric}_values"], table.at[index, f"{metric}_values"])]
+    if len(tied) < len(eligible):
+        bold[tied] = True
+    return bold
 
 
 def mixed_versions(runs: pd.DataFrame) -> str:
@@ -248,7 +269,7 @@ def _real_data_row(group: pd.DataFrame, shown: list[str]) -> list[dict]:
     for metric in shown:  # one measurement, no seeds: `_n` 0 keeps it out of the seed counts and their marks
         value = _mean(group, columns[metric]) if metric in columns else math.nan
         row |= {metric: value, f"{metric}_low": math.nan, f"{metric}_high": math.nan, f"{metric}_interval": None,
-                f"{metric}_n": 0, f"{metric}_best": False, f"{metric}_undefined": 0}
+                f"{metric}_n": 0, f"{metric}_best": False, f"{metric}_undefined": 0, f"{metric}_values": ()}
     return [row]
 
 
@@ -309,20 +330,28 @@ _ARROW = {"md": {"max": " ↑", "min": " ↓"}, "html": {"max": " ↑", "min": "
 # fewer than MIN_SEEDS seeds, a percentile interval where BCa is undefined.
 _MARKS = {"md": ("†", "‡", "§"), "html": ("†", "‡", "§"), "latex": ("$^\\dagger$", "$^\\ddagger$", "$^\\S$")}
 CONVENTION, FEW, FALLBACK = range(3)
-INTERVALS = (f"[low, high]: the 95% bootstrap confidence interval (scipy.stats.bootstrap, BCa, "
-             f"{stats.RESAMPLES:,} resamples, seeded), from two seeds on.")
-NOTES = {FEW: f"Fewer than {MIN_SEEDS} seeds: the interval is a rough guide at best.",
+NOTES = {FEW: f"Fewer than {MIN_SEEDS} seeds: the seeds' own values follow in parentheses, by seed; the interval "
+              "keeps less than its nominal level there (the coverage above).",
          FALLBACK: "Percentile interval: BCa is undefined for these values (the resamples never differ)."}
 EQUAL_NOTE = "(all equal): every {} gave exactly this value, so there is no interval to estimate."
 
 
-def _estimate(value, low, high, method) -> str:
-    """`value [low, high]`, the interval where there is one (`method` None: fewer than two values)."""
+def _estimate(value, low, high, method, bound=None) -> str:
+    """`value [low, high]`, the interval where there is one (`method` None: fewer than two values); `bound`
+    formats the bounds (as the value by default)."""
+    bound = bound or _number
     if pd.isna(method):
         return _number(value)
     if method == stats.EQUAL:
         return f"{_number(value)} (all equal)"
-    return f"{_number(value)} [{_number(low)}, {_number(high)}]"
+    if method == stats.SEPARATED:
+        return f"{_number(value)} (every run {'above' if value == 1 else 'below'})"
+    return f"{_number(value)} [{bound(low)}, {bound(high)}]"
+
+
+def _resampled(value: float) -> str:
+    """A bootstrap bound to 2 significant digits: the third moves with the resampling seed."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:.2g}"
 
 
 def _marks(fmt: str, convention: bool, few: bool, method) -> str:
@@ -349,8 +378,8 @@ def table_notes(table: pd.DataFrame, fmt: str) -> str:
     windows = dict.fromkeys(found.group(1) for found in map(SMOOTHED.search, shown) if found)
     notes = [escape(f"_last{n}: a metric's mean over a run's last {n} evaluations.") for n in windows]
     counts = pd.concat([table[f"{m}_n"] for m in shown]) if shown else pd.Series(dtype=int)
-    if _made_by(table, shown, stats.BCA, stats.PERCENTILE):
-        notes.append(escape(INTERVALS))
+    if _made_by(table, shown, stats.STUDENT):
+        notes.append(escape(stats.coverage_note(counts[counts >= 2])))
     marked = [m for m in shown if table[f"{m}_undefined"].any()]
     if marked:
         how = dict.fromkeys(CONVENTIONS.get(SMOOTHED.sub("", m), f"see {m}_defined in the records") for m in marked)
@@ -360,6 +389,8 @@ def table_notes(table: pd.DataFrame, fmt: str) -> str:
     notes += _marked_notes(fmt, few, _made_by(table, shown, stats.PERCENTILE))
     if _made_by(table, shown, stats.EQUAL):
         notes.append(escape(EQUAL_NOTE.format("seed")))
+    if any(table[f"{m}_best"].any() for m in shown):
+        notes.append(escape(BEST_RULE))
     notes += [escape(CEILINGS[m]) for m in dict.fromkeys(SMOOTHED.sub("", m) for m in shown) if m in CEILINGS]
     mixed = [f"{row.method} ({row.mixed_versions})" for row in table.itertuples()
              if isinstance(getattr(row, "mixed_versions", None), str) and row.mixed_versions]
@@ -390,6 +421,8 @@ def table_cells(table: pd.DataFrame, fmt: str) -> tuple[list[str], list[list[str
             n = row[f"{m}_n"]
             text = _estimate(row[m], row[f"{m}_low"], row[f"{m}_high"], row[f"{m}_interval"])
             text += f" ({n}/{row['seeds']})" if 0 < n < row["seeds"] else ""
+            if 0 < n < MIN_SEEDS and row[f"{m}_interval"] == stats.STUDENT:
+                text += " (" + ", ".join(_number(value) for value in row[f"{m}_values"]) + ")"
             text += _marks(fmt, row[f"{m}_undefined"] > 0, 0 < n < MIN_SEEDS, row[f"{m}_interval"])
             cells.append(_BOLD[fmt].format(text) if row[f"{m}_best"] else text)
         body.append(cells + [_number(row["wall_seconds"]), _number(row["steps_per_second"])])
@@ -571,8 +604,17 @@ def aggregate_notes(aggregate: Aggregate, fmt: str) -> str:
     else:
         notes.append(f"No probability of improvement: {BASELINE} was not run on every task.")
     notes.append("[low, high]: the 95% stratified bootstrap interval (each task's runs resampled on their own; "
-                 f"scipy.stats.bootstrap, BCa, {stats.RESAMPLES:,} resamples, seeded). Failed runs have no score; "
+                 f"scipy.stats.bootstrap, BCa, {stats.RESAMPLES:,} resamples, seeded), its bounds to 2 significant "
+                 "digits (the third moves with the resampling seed). Failed runs have no score; "
                  "diverged runs score as they stopped.")
+    if aggregate.baseline and (table.improvement_interval == stats.SEPARATED).any():
+        counts = sorted({(len(x), len(y)) for method in table.method[table.improvement_interval == stats.SEPARATED]
+                         for x, y in zip(aggregate.scores[method], aggregate.scores[aggregate.baseline])})
+        chances = ", ".join(f"{stats.chance_of_separation(x, y):.2g} at {x} + {y} runs" for x, y in counts)
+        notes.append(f"1 (every run above), 0 (every run below): on every task every run of the method scored above "
+                     f"(below) every run of {aggregate.baseline}; every bootstrap resample says the same, so there is "
+                     "no interval to give. Two methods of one distribution do that on a task by chance with "
+                     f"probability 1/C(n + m, n): {chances}.")
     if aggregate.excluded:
         notes.append("Not run on every task, so left out: " + ", ".join(aggregate.excluded) + ".")
     text = " ".join(escape(note) for note in notes)
@@ -592,11 +634,11 @@ def aggregate_cells(aggregate: Aggregate, fmt: str) -> tuple[list[str], list[lis
     for _, row in aggregate.table.iterrows():
         runs = ", ".join(str(len(s)) for s in aggregate.scores[row["method"]])
         cells = [escape(row["method"]), str(row["tasks"]), runs,
-                 _estimate(row.iqm, row.iqm_low, row.iqm_high, row.iqm_interval)
+                 _estimate(row.iqm, row.iqm_low, row.iqm_high, row.iqm_interval, _resampled)
                  + _marks(fmt, False, row.few, row.iqm_interval)]
         if aggregate.baseline:
             cells.append("–" if row["method"] == aggregate.baseline else _estimate(
-                row.improvement, row.improvement_low, row.improvement_high, row.improvement_interval)
+                row.improvement, row.improvement_low, row.improvement_high, row.improvement_interval, _resampled)
                 + _marks(fmt, False, row.few, row.improvement_interval))
         body.append(cells)
     return header, body

@@ -1,5 +1,5 @@
-"""The convergence table on the Dirac-GAN: each method under both schedules from (1, 1), beside the
-published expectation; refused and failed methods keep a row that says why."""
+"""The convergence table on the Dirac-GAN: each method under both schedules from each seed's start, beside
+the published expectation; refused and failed methods keep a row that says why."""
 import math
 
 import pytest
@@ -17,24 +17,24 @@ def by_cell(table):
 
 @pytest.fixture(scope="module")
 def smoke_table(tmp_path_factory):
-    return convergence_table(methods=["vanilla", "consensus", "vanilla-sn"], budget="smoke",
+    return convergence_table(methods=["vanilla", "consensus", "vanilla-sn"], budget="smoke", seeds=(0, 1, 2),
                              out=tmp_path_factory.mktemp("runs"))
 
 
 def test_simultaneous_vanilla_spirals_out(smoke_table):
     row = by_cell(smoke_table)["vanilla", "simultaneous"]
     # the plain GAN's field is σ(ψθ)·(-θ, ψ), a rotation: each simultaneous step multiplies |(ψ, θ)| by
-    # √(1 + α²σ²) > 1, so the distance from (0, 0) only grows from its start √2
-    assert math.hypot(row.metrics["theta_distance"], row.metrics["psi_distance"]) > math.sqrt(2)
-    assert row.metrics["theta_distance"] >= 0.5
-    assert row.steps_to_converge is None and row.converges is False
-    assert row.expected == DIVERGES
+    # √(1 + α²σ²) > 1, so the distance from (0, 0) only grows from its start at 1, from every start
+    assert max(row.metrics["theta_distance"], row.metrics["psi_distance"]) > 1 / math.sqrt(2)
+    assert row.steps_to_converge is None and (row.converged, row.starts) == (0, 3)
+    assert row.expected == DIVERGES and "| vanilla | simultaneous |" in smoke_table.markdown
+    assert "| from 0 of 3 starts |" in smoke_table.markdown
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_consensus_converges(smoke_table, schedule):
     row = by_cell(smoke_table)["consensus", schedule]
-    assert row.converges is True and row.steps_to_converge is not None
+    assert (row.converged, row.starts) == (3, 3) and row.steps_to_converge is not None
     assert row.metrics["theta_distance"] < 1e-3 and row.metrics["psi_distance"] < 1e-3
     assert row.expected == CONVERGES and row.note == ""
 
@@ -44,7 +44,7 @@ def test_a_refused_method_keeps_a_row_with_its_reason(smoke_table):
               "this task's D (Slope) has none")
     for schedule in SCHEDULES:
         row = by_cell(smoke_table)["vanilla-sn", schedule]
-        assert row.note == reason and row.converges is None and row.metrics == {}
+        assert row.note == reason and row.converged is None and row.metrics == {}
     row = f"| vanilla-sn | simultaneous | n/a | n/a | — | — | no published claim |  | {reason} |"
     assert row in smoke_table.markdown
 
@@ -59,10 +59,11 @@ def test_the_table_is_written_with_one_row_per_method_and_schedule(smoke_table):
 
 
 def test_finished_records_are_reused(smoke_table):
-    again = convergence_table(methods=["consensus"], budget="smoke", out=smoke_table.path.parent.parent)
+    again = convergence_table(methods=["consensus"], budget="smoke", seeds=(0, 1, 2),
+                              out=smoke_table.path.parent.parent)
     assert [row.steps_to_converge for row in again.rows] == [
         by_cell(smoke_table)["consensus", schedule].steps_to_converge for schedule in SCHEDULES]
-    assert len(list((smoke_table.path.parent / "consensus").iterdir())) == 2  # one record per schedule, not four
+    assert len(list((smoke_table.path.parent / "consensus").iterdir())) == 6  # a record per schedule and start
 
 
 class Broken(Vanilla):
@@ -80,7 +81,7 @@ def broken_method():
 
 
 def test_a_failed_method_keeps_a_row_and_its_error_is_escaped(tmp_path, broken_method):
-    table = convergence_table(methods=[broken_method], budget="smoke", out=tmp_path)
+    table = convergence_table(methods=[broken_method], budget="smoke", seeds=(0,), out=tmp_path)
     assert [row.note for row in table.rows] == ["failed: RuntimeError: no | `field` *here*"] * 2
     assert "failed: RuntimeError: no \\| \\`field\\` \\*here\\* |" in table.markdown
 
@@ -89,9 +90,9 @@ def test_a_failed_method_keeps_a_row_and_its_error_is_escaped(tmp_path, broken_m
 def test_r1_converges_within_3000_steps(tmp_path):
     # R1's eigenvalues at (0, 0) are -γ/2 ± √(γ²/4 - 1/4) with γ = 10: the slow one, -0.025, needs
     # ln(1e-3) / ln(1 - 0.1·0.025) ≈ 2760 steps of lr 0.1
-    table = convergence_table(methods=["r1"], budget="quick", steps=3000, out=tmp_path)
+    table = convergence_table(methods=["r1"], budget="quick", steps=3000, seeds=(0, 1), out=tmp_path)
     for row in table.rows:
-        assert row.converges is True and row.steps_to_converge is not None
+        assert row.converged == 2 and row.steps_to_converge is not None
         assert row.metrics["theta_distance"] < 1e-3 and row.expected == CONVERGES
 
 
@@ -115,8 +116,30 @@ def test_convergence_mistakes_are_one_line_and_exit_2(invoke, tmp_path, args, me
 
 
 def test_the_command_prints_the_table_and_where_it_is(invoke, tmp_path):
-    result = invoke("convergence", "--methods", "consensus", "--budget", "smoke", "--quiet", "--out", str(tmp_path))
+    result = invoke("convergence", "--methods", "consensus", "--budget", "smoke", "--seeds", "0-1", "--quiet",
+                    "--out", str(tmp_path))
     assert result.exit_code == 0
     table = (tmp_path / "dirac" / "convergence.md").read_text()
     assert result.output == table + f"wrote {tmp_path / 'dirac' / 'convergence.md'}\n"
     assert "| consensus | simultaneous |" in table
+
+
+def test_each_seed_starts_the_dirac_gan_at_its_own_angle_at_distance_one():
+    import torch
+
+    from stabench.cell import resolve
+    from stabench.errors import StabenchError
+    from stabench.tasks.dirac import MESCHEDER_START
+
+    starts = []
+    for seed in range(10):
+        game = resolve("vanilla", "dirac", seed=seed).build_game(torch.device("cpu"))
+        starts.append((game.discriminator.psi.item(), game.generator.theta.item()))
+    assert all(math.isclose(math.hypot(*start), 1.0, rel_tol=1e-6) for start in starts)
+    assert len({round(math.atan2(theta, psi), 4) for psi, theta in starts}) == 10  # ten different starts
+    again = resolve("vanilla", "dirac", seed=3).build_game(torch.device("cpu"))
+    assert (again.discriminator.psi.item(), again.generator.theta.item()) == starts[3]
+    fixed = resolve("vanilla", "dirac", seed=7, overrides=MESCHEDER_START).build_game(torch.device("cpu"))
+    assert (fixed.discriminator.psi.item(), fixed.generator.theta.item()) == (1.0, 1.0)
+    with pytest.raises(StabenchError, match="set both `init_psi` and `init_theta`"):
+        resolve("vanilla", "dirac", overrides={"init_psi": 1.0}).build_game(torch.device("cpu"))

@@ -7,6 +7,7 @@ import pytest
 from stabench.cell import resolve
 from stabench.methods import METHODS
 from stabench.phase import dirac_panel, every_method
+from stabench.tasks.dirac import MESCHEDER_START
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -16,7 +17,7 @@ def sigmoid(t):
 
 
 def test_a_dirac_panel_is_simultaneous_steps_of_the_field_from_the_start():
-    panel = dirac_panel(resolve("vanilla", "dirac"), "vanilla", steps=2, resolution=3)
+    panel = dirac_panel(resolve("vanilla", "dirac", overrides=MESCHEDER_START), "vanilla", steps=2, resolution=3)
     # the plain GAN's field at (ψ, θ) is σ(ψθ)·(-θ, ψ); one step of lr 0.1 from (1, 1)
     (trajectory,) = panel.trajectories
     step = 0.1 * sigmoid(1.0)

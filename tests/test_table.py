@@ -104,14 +104,16 @@ def test_cells_say_how_their_interval_was_made_and_mark_few_seeds(tmp_path):
         write_run(tmp_path, "vanilla", seed, metrics={**MOG_METRICS, "modes_captured": 1, "kl": 2.0 + seed / 10})
     (table,) = leaderboard(load_runs(tmp_path), "mog").values()
     gradreg, vanilla = table.iloc[0], table.iloc[1]
-    assert gradreg.kl_interval == "BCa" and gradreg.kl_low < gradreg.kl < gradreg.kl_high
+    assert gradreg.kl_interval == "t" and gradreg.kl_low < gradreg.kl < gradreg.kl_high
     assert vanilla.modes_captured_interval == "all equal" and vanilla.modes_captured_low == 1  # all seeds equal
     lines = format_table(table, "md").splitlines()
     gradreg_cells, vanilla_cells = lines[2].split(" | "), lines[3].split(" | ")
     assert "‡" not in lines[2] and gradreg_cells[3].startswith("**8 (all equal)**")  # five seeds: unmarked
-    assert vanilla_cells[3] == "1 (all equal)‡" and vanilla_cells[5].startswith("2.1 [2, 2.2]‡")
+    # three seeds: the t interval (4.30 · 0.1/√3 either side of 2.1) and the seeds themselves
+    assert vanilla_cells[3] == "1 (all equal)‡" and vanilla_cells[5] == "2.1 [1.85, 2.35] (2, 2.1, 2.2)‡"
     notes = lines[-1]
-    assert "BCa, 10,000 resamples" in notes and "‡ Fewer than 5 seeds" in notes
+    assert "Student-t interval" in notes and "‡ Fewer than 5 seeds: the seeds' own values follow" in notes
+    assert "at 3 seeds 95% normal" in notes and "at 5 seeds 95% normal" in notes
     assert "(all equal): every seed gave exactly this value" in notes and "§" not in notes
     assert "\\ddagger" in format_table(table, "latex")
 
@@ -131,7 +133,7 @@ def test_leaderboard_columns_are_pinned(tmp_path):
     runs = load_runs(tmp_path)
     (table,) = leaderboard(runs, "mog").values()
     per_metric = [f"{m}{suffix}" for m in MOG_METRICS
-                  for suffix in ("", "_low", "_high", "_interval", "_n", "_best", "_undefined")]
+                  for suffix in ("", "_low", "_high", "_interval", "_n", "_best", "_undefined", "_values")]
     assert list(table.columns) == ["method", "seeds", "diverged_or_failed", *per_metric,
                                    "wall_seconds", "steps_per_second", "mixed_versions"]
     assert list(table.method) == ["gradreg", "vanilla"] and list(table.seeds) == [3, 3]
@@ -140,7 +142,7 @@ def test_leaderboard_columns_are_pinned(tmp_path):
     assert render(runs, fmt="csv").splitlines()[0] == ",".join(LONG)
     assert list(leaderboard(runs, "mog", ["kl"])["mog · version 1 · budget quick · 20000 steps"].columns) == [
         "method", "seeds", "diverged_or_failed", "kl", "kl_low", "kl_high", "kl_interval", "kl_n", "kl_best",
-        "kl_undefined", "wall_seconds", "steps_per_second", "mixed_versions"]
+        "kl_undefined", "kl_values", "wall_seconds", "steps_per_second", "mixed_versions"]
 
 
 def test_a_row_whose_seeds_ran_on_different_library_versions_says_so(tmp_path):
@@ -184,7 +186,7 @@ def test_failed_runs_count_in_the_share_but_not_in_the_metrics(tmp_path):
     assert gradreg.modes_captured == 7 and gradreg.modes_captured_n == 2  # not (6 + 8 + 0) / 3
     assert gradreg.wall_seconds == pytest.approx(10.5)
     assert vanilla.diverged_or_failed == 0.5 and vanilla.modes_captured == 1 and vanilla.modes_captured_n == 2
-    assert "7 [6, 8] (2/3)" in format_table(table, "md")
+    assert "7 [-5.71, 19.7] (2/3) (6, 8)‡" in format_table(table, "md")  # t at 1 degree of freedom: ±12.7
 
 
 def test_different_budgets_versions_and_settings_are_never_pooled(tmp_path):
@@ -213,6 +215,31 @@ def test_a_setting_missing_from_older_records_is_not_pooled_with_a_set_one(tmp_p
     write_run(tmp_path, "gradreg", 1, config={"nonsaturating": True})
     (table,) = leaderboard(load_runs(tmp_path), "mog").values()
     assert list(table.method) == ["gradreg (nonsaturating=True)", "gradreg (nonsaturating=unset)"]
+
+
+def test_bold_is_the_best_and_every_method_the_data_do_not_separate_from_it(tmp_path):
+    for seed in range(5):
+        write_run(tmp_path, "gradreg", seed, metrics={**MOG_METRICS, "kl": 0.10 + seed / 100,
+                                                      "steps_to_all_modes": 4250 + 250 * (seed % 2)})
+        write_run(tmp_path, "sga", seed, metrics={**MOG_METRICS, "kl": 0.11 + seed / 100,
+                                                  "steps_to_all_modes": 4000 if seed < 2 else None})
+        write_run(tmp_path, "vanilla", seed, metrics={**MOG_METRICS, "kl": 2.0 + seed / 100, "modes_captured": 1,
+                                                      "steps_to_all_modes": None})
+    (table,) = leaderboard(load_runs(tmp_path), "mog").values()
+    assert list(table.method) == ["gradreg", "sga", "vanilla"]
+    assert list(table.kl_best) == [True, True, False]  # 0.12 and 0.13 tie; 2.02 is separated from both
+    # sga's 4000 is a mean of the 2 seeds that got there: never bold, and gradreg alone is not "best" of one
+    assert list(table.steps_to_all_modes_best) == [False, False, False]
+    assert list(table.modes_captured_best) == [True, True, False]
+    text = format_table(table, "md")
+    assert "Bold: the best mean and every method that Welch's two-sided t-test (5 %) cannot separate" in text
+
+    for seed in range(3):  # float32 subnormals are zero: no winner among them
+        for method, value in (("gradreg", 2.8e-45), ("sga", 1.26e-44)):
+            write_run(tmp_path / "dirac", method, seed, task="dirac", metrics={"theta_distance": value},
+                      metric_directions={"theta_distance": "min"})
+    (dirac,) = leaderboard(load_runs(tmp_path / "dirac"), "dirac").values()
+    assert not dirac.theta_distance_best.any() and "Bold:" not in format_table(dirac, "md")
 
 
 def test_the_best_method_is_marked_by_each_metrics_direction(tmp_path):
@@ -370,7 +397,7 @@ def test_a_kl_set_to_ln_k_is_marked_and_explained(tmp_path):
     assert table.kl_last5[1] == pytest.approx(1.0)  # ln K counts as the seed's value: no seed drops out
     lines = format_table(table, "md").splitlines()
     vanilla = lines[3].split(" | ")
-    assert vanilla[0] == "| vanilla" and vanilla[5] == "1 [0.5, 1.5]†‡" and "†" not in lines[2]
+    assert vanilla[0] == "| vanilla" and vanilla[5] == "1 [-5.35, 7.35] (1.5, 0.5)†‡" and "†" not in lines[2]
     assert "† Some seeds' value is set by convention where the metric is undefined: kl is ln K" in lines[-1]
     assert "$^\\dagger$" in format_table(table, "latex")
     long = pd.read_csv(io.StringIO(render(runs, fmt="csv")))
@@ -422,11 +449,12 @@ def test_aggregates_compare_methods_run_on_every_task_with_vanilla(tmp_path):
     text = format_aggregate(aggregate, "md")
     lines = text.splitlines()
     assert lines[0] == "| method | tasks | runs | IQM ↑ | P(method &gt; vanilla) ↑ |"
-    assert lines[2].startswith("| gradreg | 2 | 5, 3 | 0.95") and lines[2].endswith("| 1 [1, 1]‡§ |")  # disjoint runs
+    assert lines[2].startswith("| gradreg | 2 | 5, 3 | 0.95") and lines[2].endswith("| 1 (every run above)‡ |")
     assert lines[3].startswith("| vanilla | 2 | 5, 3 |") and lines[3].endswith("| – |")
     notes = lines[-1]
     assert "mog 8, stacked-mnist 1000" in notes and "left out: r1, wgan-gp \\[gulrajani-toy\\]" in notes
-    assert "§ Percentile interval" in notes and "‡ Fewer than 5 seeds" in notes
+    assert "§" not in notes and "‡ Fewer than 5 seeds" in notes
+    assert "by chance with probability 1/C(n + m, n): 0.05 at 3 + 3 runs, 0.004 at 5 + 5 runs." in notes
     assert render_aggregates(load_runs(tmp_path)).startswith("## mode coverage · budget quick\n\n| method |")
 
 
