@@ -34,6 +34,7 @@ from stabench.hyperparams import identity
 from stabench.records import RUN_FILE, CorruptRecord, RunRecord, is_record, read_record, read_state
 
 DENSE_LIMIT = 2000  # parameters; a dense J of this size takes as many backward passes
+DENSE_BYTES = 2**31  # a dense J (float64) past this is refused: `--k` near the size of a large game asks for one
 DEFAULT_K = 20
 ZERO_TOLERANCE = 1e-6  # |λ| ≤ ZERO_TOLERANCE · max(1, spectral radius) counts as a zero eigenvalue
 # ARPACK's stopping rule: residual ≤ tolerance · |λ|. Much tighter and the eigenvalues nearest zero (a
@@ -325,6 +326,11 @@ def game_spectrum(cell: Cell, game: Game, ctx: Context, *, at_equilibrium: bool 
     if at_equilibrium:
         check_equilibrium(field_map, theta, field_norm, cell)
     if field_map.size <= dense_limit or k >= field_map.size - 1:
+        size = field_map.size
+        if size * size * 8 > DENSE_BYTES:
+            raise StabenchError(f"a dense Jacobian of {size:,} parameters takes {size * size * 8:,} bytes, more than "
+                                f"the {DENSE_BYTES:,} allowed; ask for fewer eigenvalues (`--k` below {size - 1}) "
+                                "to use Arnoldi")
         jacobian = dense_jacobian(field_map, theta).cpu().numpy()
         if not np.isfinite(jacobian).all():
             raise NotDifferentiable(cell.method.name)
