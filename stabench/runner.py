@@ -485,10 +485,10 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
         elif snapshots.step is not None:
             raise KeyboardInterrupt(*stop.args, f"the same command resumes from step {snapshots.step}") from None
         raise
-    except StabenchError:
-        if previous is not None and measured.status == "failed":  # not recorded, the finished one kept: it would fail again
+    except StabenchError:  # no record written
+        if previous is not None and measured.status == "failed":  # the finished one is kept; this would fail again
             snapshots.discard()
-        raise  # the record could not be written: the snapshot is what the same command goes on from
+        raise  # else the record could not be written: the snapshot is what the same command goes on from
     snapshots.discard()
     return record
 
