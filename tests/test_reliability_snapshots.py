@@ -92,6 +92,16 @@ def test_a_snapshot_of_another_seed_is_refused(tmp_path, monkeypatch, interrupt_
     assert not copied.exists()
 
 
+def test_a_snapshot_written_before_snapshots_said_their_cell_is_still_resumed(tmp_path, interrupt_at,
+                                                                                fast_snapshots):
+    path = interrupted(tmp_path, interrupt_at)
+    saved = torch.load(path, weights_only=True)
+    del saved["cell"]  # as the snapshots of runs stopped before this version: the path names the cell
+    torch.save(saved, path)
+    record = run_lq(tmp_path)
+    assert "resumed at step 100 from the snapshot of an interrupted attempt" in record.notes
+
+
 def _missing_curve(saved):
     del saved["curve"]
 
