@@ -241,14 +241,28 @@ def test_a_non_finite_mean_is_refused_up_front(tmp_path, mean):
 def test_a_dense_jacobian_too_large_for_memory_is_refused_in_one_line(invoke, monkeypatch):
     from stabench import spectra
 
-    # lq of dim 40 has 3,280 parameters (past the dense limit): --k 5000 asks for all, from a dense J of 86 MB
-    monkeypatch.setattr(spectra, "DENSE_BYTES", 10**6)
+    # lq of dim 40 has 3,280 parameters (past the dense limit): --k 5000 asks for all of them, from a dense J
+    monkeypatch.setattr(spectra, "DENSE_BYTES", 10**9)
     result = invoke("spectrum", "--method", "vanilla", "--task", "lq", "--at", "init", "--set", "dim=40",
                     "--k", "5000")
     assert result.exit_code == 2
-    assert result.output.strip() == ("stabench: error: a dense Jacobian of 3,280 parameters takes 86,067,200 bytes, "
-                                     "more than the 1,000,000 allowed; ask for fewer eigenvalues (`--k` below 3279) "
-                                     "to use Arnoldi")
+    assert result.output.strip() == ("stabench: error: a dense Jacobian of 3,280 parameters on an evaluation batch of "
+                                     "1,310,720 numbers would take about 10.8 GB, more than the 1.0 GB allowed; ask "
+                                     "for fewer eigenvalues (`--k` below 3279) to use Arnoldi")
+
+
+def test_a_records_evaluation_batch_too_large_for_a_dense_jacobian_is_refused_in_one_line(invoke, tmp_path,
+                                                                                          monkeypatch):
+    from stabench import spectra
+
+    # 12 parameters, but 12 rows a pass over 2 x 10**6 samples of 2 numbers (10**7 samples: about 40 GB)
+    record = run_lq(tmp_path, steps=10, overrides={**TINY, "spectrum_batch": 10**6})
+    monkeypatch.setattr(spectra, "DENSE_BYTES", 2**32)
+    result = invoke("spectrum", "--at", record.path)
+    assert result.exit_code == 2
+    assert result.output.strip() == ("stabench: error: a dense Jacobian of 12 parameters on an evaluation batch of "
+                                     "4,000,000 numbers would take about 6.1 GB, more than the 4.3 GB allowed; "
+                                     "the evaluation batch is this large by the run's task settings")
 
 
 def test_leftover_temporary_snapshots_are_removed(tmp_path):
