@@ -20,13 +20,13 @@ import torch
 from tqdm.auto import tqdm
 
 from stabench import graphs
-from stabench.cell import Cell, pick_device, resolve
+from stabench.cell import Cell, check_default_dtype, pick_device, resolve
 from stabench.errors import StabenchError
 from stabench.locks import exclusive
 from stabench.methods.base import vouches
 from stabench.records import FINISHED, RunRecord, run_directory
 from stabench.runner import (
-    DEFAULT_CHECKPOINTS, Trainer, Training, check_writable, finish, finished_record, made_by,
+    DEFAULT_CHECKPOINTS, Trainer, Training, check_out, check_writable, finish, finished_record, made_by,
     make_context, measure, new_record, planned_checkpoints, run, threads_for,
 )
 from stabench.spectra import SpectrumTracker
@@ -52,6 +52,8 @@ def run_seeds(method, task, *, seeds: list[int], budget: str = "quick", steps: i
     `batched`: train them as one stacked model (None: on CUDA only). An unbatchable method trains one seed
     after another, each record noting why. Finished records are reused unless `force`, as by `run`.
     """
+    check_default_dtype()
+    out = check_out(out)
     cells = [resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=overrides, recipe=recipe)
              for seed in dict.fromkeys(seeds)]
     if not cells:

@@ -100,6 +100,14 @@ def resolve(method, task, *, seed: int = 0, budget: str = "quick", steps: int | 
                 min(plan.eval_every, planned), steps_overridden=steps is not None and steps != plan.steps, recipe=recipe)
 
 
+def check_default_dtype() -> None:
+    """Refuse to train under a torch default dtype other than float32 (a plugin may set it): every
+    built-in network would be made in it, and change its numbers under the same run_id."""
+    if torch.get_default_dtype() != torch.float32:
+        raise StabenchError(f"torch's default dtype is {torch.get_default_dtype()}, not torch.float32 (did a plugin "
+                            "call torch.set_default_dtype?): runs would change their numbers under the same run_id")
+
+
 def pick_device(device: str) -> torch.device:
     """`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`, or a one-line error."""
     if device == "auto":

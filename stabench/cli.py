@@ -1,6 +1,7 @@
 """The `stabench` command: thin click wrappers over the library."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import shutil
 import sys
@@ -76,21 +77,23 @@ def run(method, task, seed, seeds, batched, budget, steps, assignments, recipe, 
     from stabench.runner import run as run_cell
     from stabench.sweep import parse_seeds
 
-    load_plugins(plugins)
+    if seeds is not None and landscape:
+        raise StabenchError("`--landscape` analyses one run: use it with --seed, or `stabench landscape --at RUN_DIR`")
     options = dict(budget=budget, steps=steps, overrides=parse_assignments(assignments), recipe=recipe, device=device,
                    out=out, progress=not (quiet or as_json), spectrum=not no_spectrum, force=force, threads=threads,
                    spectrum_every=spectrum_every, checkpoints=checkpoints)
-    if seeds is not None and landscape:
-        raise StabenchError("`--landscape` analyses one run: use it with --seed, or `stabench landscape --at RUN_DIR`")
-    try:
-        if seeds is None:
-            records = [run_cell(method, task, seed=seed, landscape=landscape, **options)]
-        else:
-            records = run_seeds(method, task, seeds=parse_seeds(seeds), batched=batched, **options)
-    except KeyboardInterrupt as stop:
-        said = [f"the record is at {stop.args[0]}", *stop.args[1:]] if stop.args else []
-        click.echo("; ".join(["stabench: interrupted", *said]), err=True)
-        sys.exit(130)
+    # With --json, stdout is the JSON alone: what plugins print goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        load_plugins(plugins)
+        try:
+            if seeds is None:
+                records = [run_cell(method, task, seed=seed, landscape=landscape, **options)]
+            else:
+                records = run_seeds(method, task, seeds=parse_seeds(seeds), batched=batched, **options)
+        except KeyboardInterrupt as stop:
+            said = [f"the record is at {stop.args[0]}", *stop.args[1:]] if stop.args else []
+            click.echo("; ".join(["stabench: interrupted", *said]), err=True)
+            sys.exit(130)
     if as_json:
         click.echo(records[0].to_json() if seeds is None else "[" + ",\n".join(r.to_json() for r in records) + "]")
     else:
@@ -387,7 +390,8 @@ def main(argv=None):
     warnings.formatwarning = _one_line_warning
     signal.signal(signal.SIGTERM, interrupt)  # `timeout` and schedulers stop runs this way
     try:
-        load_plugins()
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is the command's output (`run --json`)
+            load_plugins()
     except StabenchError as error:
         click.echo(f"stabench: error: {error}", err=True)
         sys.exit(2)

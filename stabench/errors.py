@@ -21,3 +21,11 @@ def interrupt(signum, frame):
     """A signal handler that stops like Ctrl-C, so a run stopped by SIGTERM (`timeout`, a scheduler,
     a sweep stopping its workers) still records itself as interrupted."""
     raise KeyboardInterrupt
+
+
+def one_line(error: BaseException, width: int = 300) -> str:
+    """`Type: message` on one line, at most `width` characters of message, without the C++ frames that
+    PyTorch's errors carry (a record's traceback keeps those): what a record or a note says of an error."""
+    text = " ".join(str(error).split("\nException raised from ")[0].split())
+    text = text if len(text) <= width else text[:width - 1] + "…"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -18,6 +18,7 @@ from stabench.errors import StabenchError, did_you_mean
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _PLAIN = (bool, int, float, str)
+_INT64 = (-2**63, 2**63 - 1)
 
 
 def hyperparameter(default, *, at_least=None, above=None, at_most=None, below=None, identity: bool = True):
@@ -103,9 +104,13 @@ def coerce(key: str, value: Any, kind: Any) -> Any:
         if isinstance(number, float) and not math.isfinite(number):
             raise StabenchError(f"`{key}` must be a finite number, got {value!r}")
         if kind is int:
-            if float(number) != int(number):
-                raise wrong
-            return int(number)
+            if isinstance(number, float):
+                if not number.is_integer():
+                    raise wrong
+                number = int(number)
+            if not _INT64[0] <= number <= _INT64[1]:  # what a tensor's size or a seed can take
+                raise StabenchError(f"`{key}` must be between {_INT64[0]} and {_INT64[1]}, got {value!r}")
+            return number
         return float(number)
     if kind is str:
         return str(value)

@@ -11,19 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from stabench.cell import Cell, pick_device, resolve
+from stabench.cell import Cell, check_default_dtype, pick_device, resolve
 from stabench.context import Context, map_tensors
-from stabench.errors import NotApplicable, StabenchError
+from stabench.errors import NotApplicable, StabenchError, one_line
 from stabench.landscape import landscape as analyse_landscape
 from stabench.locks import exclusive
 from stabench.records import (
     FINISHED, RunRecord, is_record, method_code, read_record, run_directory, versions, write_run,
 )
 from stabench.registry import provenance
-from stabench.resume import Snapshots, snapshot_path
+from stabench.resume import Snapshots, outdated, snapshot_path
 from stabench.spectra import TRACKED_COLUMNS, SpectrumTooSlow, SpectrumTracker, game_spectrum
 
 # The end-of-run spectrum of a large game (Arnoldi) gets about this long; `stabench spectrum --at RUN_DIR`
@@ -45,7 +46,33 @@ def _all_finite(game, cell: Cell, batch) -> bool:
 
 def evaluate(cell: Cell, game) -> dict[str, float]:
     """The task's metrics of the current generator, on the cell's evaluation stream (the same draws every time)."""
-    return cell.task.evaluate(game, cell.task_params, torch.Generator().manual_seed(cell.seeds.evaluation))
+    metrics = cell.task.evaluate(game, cell.task_params, torch.Generator().manual_seed(cell.seeds.evaluation))
+    return plain_numbers(metrics, f"metric `{{}}` of task `{cell.task.name}`")
+
+
+def plain_numbers(values: dict[str, Any], what: str) -> dict[str, int | float | None]:
+    """`values` as Python numbers: a plugin's NumPy scalars and one-element tensors converted (a record's
+    reader and a snapshot's loader take nothing else); anything but a number is a TypeError saying `what`
+    (formatted with the key) it is."""
+    plain = {}
+    for key, value in values.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, int):
+            value = int(value)  # a bool too: records hold numbers
+        elif isinstance(value, float):
+            value = float(value)  # np.float64 is a float, but not one a snapshot can load
+        elif value is not None:
+            raise TypeError(f"{what.format(key)} is {_short_repr(value)}, not a number")
+        plain[key] = value
+    return plain
+
+
+def _short_repr(value: Any, width: int = 60) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def make_context(cell: Cell, game) -> Context:
@@ -124,8 +151,15 @@ def state_of(game, ctx: Context) -> dict[str, Any]:
 def planned_checkpoints(cell: Cell, count: int) -> set[int]:
     """`count` steps evenly inside the run, on evaluation steps, where intermediate states are kept."""
     every = cell.eval_every
-    return {step for i in range(1, count + 1) if 0 < (step := round(cell.steps * i / (count + 1) / every) * every)
-            < cell.steps}
+
+    def pick(i: int) -> int:
+        return round(cell.steps * i / (count + 1) / every) * every
+
+    if count >= cell.steps // every:  # picks under one evaluation apart: every evaluation from the first to the last
+        picks = range(pick(1), pick(count) + every, every)
+    else:
+        picks = (pick(i) for i in range(1, count + 1))
+    return {step for step in picks if 0 < step < cell.steps}
 
 
 def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool = False, spectrum_every: int = 0,
@@ -147,7 +181,7 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
     saved = snapshots.load() if snapshots is not None else None
     first = 1
     if saved is not None:
-        first = restore(saved, trainer, game, ctx, measured, tracker) + 1
+        first = restore(saved, cell, trainer, game, ctx, measured, tracker) + 1
 
     def checkpoint(step: int, batch) -> dict[str, float] | None:
         return measure(step, cell, game, ctx, batch, measured, tracker, spectrum_every, keep)
@@ -180,7 +214,7 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
         measured.status = "interrupted"
         measured.error = f"interrupted (Ctrl-C or SIGTERM); last evaluated at step {measured.steps}"
     except Exception as error:  # a failed run is data: record it, do not lose it
-        measured.status, measured.error = "failed", f"{type(error).__name__}: {error}"
+        measured.status, measured.error = "failed", one_line(error)
         measured.traceback = traceback.format_exc()
     finally:
         if bar is not None:
@@ -202,13 +236,46 @@ def take_snapshot(snapshots: Snapshots, step: int, trainer: Trainer, game, ctx: 
     }
     try:
         snapshots.save(content)
-    except OSError as error:
-        warnings.warn(f"cannot write the snapshot {snapshots.path}: {error.strerror or error}", stacklevel=2)
+    except (OSError, RuntimeError) as error:  # torch.save reports a full disk or a file-size limit as RuntimeError
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else one_line(error)
+        warnings.warn(f"cannot write the snapshot {snapshots.path}: {reason}", stacklevel=2)
 
 
-def restore(saved: dict[str, Any], trainer: Trainer, game, ctx: Context, measured: Training,
+class UnusableSnapshot(Exception):
+    """A snapshot of this cell whose content does not fit it: the run starts over on a game built afresh."""
+
+
+# What `take_snapshot` writes, and the types `restore` takes.
+SNAPSHOT_CONTENT = {
+    "step": int, "batches": int, "iterations": int, "state": dict, "streams": list, "curve": list, "track": list,
+    "checkpoints": dict, "wall_seconds": (int, float), "tracking_seconds": (int, float), "seconds": (int, float),
+    "tracker_start": (torch.Tensor, type(None)),
+}
+
+
+def restore(saved: dict[str, Any], cell: Cell, trainer: Trainer, game, ctx: Context, measured: Training,
             tracker: SpectrumTracker | None) -> int:
-    """Put a snapshot back into the live game, context, trainer, measurements and tracker; its step."""
+    """Put a snapshot back into the live game, context, trainer, measurements and tracker; its step.
+
+    Raises UnusableSnapshot, saying why, for content that does not fit the cell; the game and context
+    may then be changed part-way."""
+    for key, kind in SNAPSHOT_CONTENT.items():
+        if key not in saved:
+            raise UnusableSnapshot(f"`{key}` is missing")
+        if not isinstance(saved[key], kind) or isinstance(saved[key], bool):
+            raise UnusableSnapshot(f"`{key}` is a {type(saved[key]).__name__}")
+    if not 0 < saved["step"] < cell.steps:
+        raise UnusableSnapshot(f"step {saved['step']} is not inside the plan of {cell.steps} steps")
+    if len(saved["streams"]) != len(game.streams):
+        raise UnusableSnapshot(f"it has {len(saved['streams'])} random streams, the game {len(game.streams)}")
+    try:
+        return _restore(saved, trainer, game, ctx, measured, tracker)
+    except Exception as error:  # noqa: BLE001 - whatever does not fit (names, shapes, types) refuses the snapshot
+        raise UnusableSnapshot(one_line(error)) from None
+
+
+def _restore(saved: dict[str, Any], trainer: Trainer, game, ctx: Context, measured: Training,
+             tracker: SpectrumTracker | None) -> int:
     device = next(game.generator.parameters()).device
     state = saved["state"]
     game.discriminator.load_state_dict(state["discriminator"])
@@ -234,8 +301,9 @@ def measure(step: int, cell: Cell, game, ctx: Context, batch, measured: Training
         measured.status, measured.diverged_at_step = "diverged", step
         return None
     metrics = evaluate(cell, game)
-    row = {"step": step, "wall_seconds": measured.wall_seconds, **metrics,
-           **cell.method.diagnostics(game, game.point(), batch, cell.method_params, ctx)}
+    diagnostics = plain_numbers(cell.method.diagnostics(game, game.point(), batch, cell.method_params, ctx),
+                                f"diagnostic `{{}}` of method `{cell.method.name}`")
+    row = {"step": step, "wall_seconds": measured.wall_seconds, **metrics, **diagnostics}
     if tracker is not None and step % spectrum_every == 0:
         began = time.perf_counter()
         try:
@@ -250,6 +318,13 @@ def measure(step: int, cell: Cell, game, ctx: Context, batch, measured: Training
         measured.checkpoints[step] = copy.deepcopy(state_of(game, ctx))
     measured.curve.append(row)
     return metrics
+
+
+def check_out(out: str | Path) -> Path:
+    """`out` as a folder; an empty one is refused (it would put records into the current folder)."""
+    if not str(out).strip():
+        raise StabenchError("`--out` is empty: name the folder of the run records (default results/runs)")
+    return Path(out)
 
 
 def check_writable(out: Path) -> None:
@@ -302,6 +377,8 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
     run stopped part-way goes on from its last snapshot the next time (`stabench.resume`). `notes`
     go into the record (how it was made, where a reader should know).
     """
+    check_default_dtype()
+    out = check_out(out)
     cell = resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=overrides, recipe=recipe)
     torch_device = pick_device(device)
     directory = run_directory(Path(out), cell.task.name, cell.method.name, cell.run_id)
@@ -318,7 +395,9 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
             snapshots = Snapshots(snapshot_path(Path(out), cell.task.name, cell.method.name, cell.run_id), {
                 "method_code": provenance(cell.method)["source_sha256"], "task_code": provenance(cell.task)["source_sha256"],
                 "device": torch_device.type, "threads": torch.get_num_threads(), "spectrum_every": every if spectrum else 0,
-                "checkpoints": checkpoints})
+                "checkpoints": checkpoints}, cell=snapshot_identity(cell))
+            snapshots.tidy()
+            remove_outdated_snapshots(Path(out), cell)
             record = _run(cell, torch_device, directory, progress, spectrum, force, every if spectrum else 0,
                           checkpoints, notes, snapshots)
             if landscape and record.status in FINISHED and not record.reused:
@@ -332,10 +411,38 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
         torch.set_num_threads(before)
 
 
+def snapshot_identity(cell: Cell) -> dict[str, Any]:
+    """What a snapshot says of its cell, so that no other cell resumes it."""
+    return {"run_id": cell.run_id, "task": cell.task.name, "task_version": cell.task.version,
+            "method": cell.method.name, "method_version": cell.method.version, "seed": cell.seed}
+
+
+def remove_outdated_snapshots(out: Path, cell: Cell) -> None:
+    """Delete the snapshots of `cell`'s method and task made by other versions of them, which nothing can
+    resume now, unless their run is training (under another installation of stabench)."""
+    for path, other_run_id in outdated(out, snapshot_identity(cell)):
+        lock = out / ".locks" / f"{cell.task.name}.{cell.method.name}.{other_run_id}.lock"
+        try:
+            with exclusive(lock, "held"):
+                path.unlink(missing_ok=True)
+        except (StabenchError, OSError):
+            continue
+
+
+def _build(cell: Cell, torch_device: torch.device, record: RunRecord):
+    game = cell.build_game(torch_device)
+    record.data = cell.task.provenance(cell.task_params)
+    return game, make_context(cell, game)
+
+
 def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool, spectrum: bool,
          force: bool, spectrum_every: int, checkpoints: int, notes: tuple[str, ...], snapshots: Snapshots) -> RunRecord:
     previous = finished_record(directory)
     if previous is not None and made_by(previous, cell.method) and not force:
+        if snapshots.path.is_file():  # of an interrupted `--force` attempt: this command takes the record instead
+            snapshots.discard()
+            warnings.warn(f"the snapshot of an interrupted attempt at {snapshots.path} is deleted: the "
+                          f"{previous.status} record is used (`--force` trains again)", stacklevel=3)
         previous.reused = True
         return previous
     record = new_record(cell, torch_device)
@@ -343,9 +450,7 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
     game, ctx, interrupted = None, None, False
     began = time.perf_counter()
     try:
-        game = cell.build_game(torch_device)
-        record.data = cell.task.provenance(cell.task_params)
-        ctx = make_context(cell, game)
+        game, ctx = _build(cell, torch_device, record)
     except KeyboardInterrupt:
         measured, interrupted = Training(status="interrupted", error="interrupted (Ctrl-C or SIGTERM) while building"), True
     except NotApplicable as error:
@@ -353,27 +458,38 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
     except StabenchError:
         raise
     except Exception as error:  # noqa: BLE001 - a task that cannot build is a failed run, recorded
-        measured = Training(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+        measured = Training(status="failed", error=one_line(error), traceback=traceback.format_exc())
     else:
         # Only a game whose random streams are declared can be resumed to the same numbers.
         resumable = game.streams is not None
         if resumable:
             snapshots.settings["data"] = record.data
-        measured = train(cell, game, ctx, torch_device, progress, spectrum_every, checkpoints,
-                         snapshots if resumable else None)
+        try:
+            measured = train(cell, game, ctx, torch_device, progress, spectrum_every, checkpoints,
+                             snapshots if resumable else None)
+        except UnusableSnapshot as reason:  # restoring may have changed the game part-way: build it again
+            snapshots.refuse(f"cannot be resumed: {reason}")
+            game, ctx = _build(cell, torch_device, record)
+            measured = train(cell, game, ctx, torch_device, progress, spectrum_every, checkpoints, snapshots)
         interrupted = measured.status == "interrupted"
+    if snapshots.said is not None:
+        record.notes.append(snapshots.said)
     if measured.resumed_at_step is not None:
         record.notes.append(f"resumed at step {measured.resumed_at_step} from the snapshot of an interrupted attempt")
     try:
         finish(cell, directory, record, measured, game, ctx, time.perf_counter() - began, previous=previous,
                spectrum=spectrum, interrupted=interrupted)
-    except KeyboardInterrupt as stop:
-        if interrupted and snapshots.step is not None:
+    except KeyboardInterrupt as stop:  # raised once the record is written, or kept
+        if not interrupted:  # the record is finished; only its spectrum was stopped
+            snapshots.discard()
+        elif snapshots.step is not None:
             raise KeyboardInterrupt(*stop.args, f"the same command resumes from step {snapshots.step}") from None
         raise
-    finally:
-        if not interrupted:
+    except StabenchError:  # no record written
+        if previous is not None and measured.status == "failed":  # the finished one is kept; this would fail again
             snapshots.discard()
+        raise  # else the record could not be written: the snapshot is what the same command goes on from
+    snapshots.discard()
     return record
 
 
@@ -382,7 +498,7 @@ def finish(cell: Cell, directory: Path, record: RunRecord, measured: Training, g
     """Complete `record` from what training `measured` (and the final spectrum, where asked and finished)
     and write it with its artifacts into `directory`. A `previous` finished record is kept, with a one-line
     error, when this attempt did not finish; Ctrl-C (during training or the spectrum) is raised again once
-    the record is written."""
+    the record is written, or kept."""
     _measured_into(record, measured, cell, game, seconds)
     eigenvalues = None
     if spectrum and measured.status in FINISHED and not interrupted:
@@ -391,6 +507,8 @@ def finish(cell: Cell, directory: Path, record: RunRecord, measured: Training, g
         except KeyboardInterrupt:
             record.spectrum, interrupted = {"skipped": "interrupted (Ctrl-C or SIGTERM) during the spectrum"}, True
     if previous is not None and record.status not in FINISHED:
+        if interrupted:
+            raise KeyboardInterrupt(f"{directory} (the {previous.status} one, kept; this attempt is not recorded)")
         raise StabenchError(f"the new attempt ended {record.status} ({record.error}); the {previous.status} "
                             f"record at {directory} is kept")
     keep_state = game is not None and record.status != "failed"
@@ -460,7 +578,8 @@ def _measured_into(record: RunRecord, measured: Training, cell: Cell, game, tota
         last = measured.curve[-1]
         record.metrics = {k: v for k, v in last.items() if k not in ("step", "wall_seconds", *TRACKED_COLUMNS)}
     if measured.curve:
-        record.metrics.update(cell.task.summarize(measured.curve, cell.task_params))
+        record.metrics.update(plain_numbers(cell.task.summarize(measured.curve, cell.task_params),
+                                            f"summary metric `{{}}` of task `{cell.task.name}`"))
 
 
 def end_of_run_spectrum(cell: Cell, game, ctx: Context) -> tuple[dict[str, Any], list[dict[str, float]] | None]:

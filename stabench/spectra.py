@@ -34,6 +34,11 @@ from stabench.hyperparams import identity
 from stabench.records import RUN_FILE, CorruptRecord, RunRecord, is_record, read_record, read_state
 
 DENSE_LIMIT = 2000  # parameters; a dense J of this size takes as many backward passes
+# What a dense J may take, itself and the batched backward passes that make it; past it, refused. A pass
+# takes about PASS_BYTES per row and number of the evaluation batch (lq: 90), so a record's batch setting
+# (lq's spectrum_batch=10**7: 40 GB) or `--k` near the size of a large game could ask for far more memory.
+DENSE_BYTES = 2**34
+PASS_BYTES = 128
 DEFAULT_K = 20
 ZERO_TOLERANCE = 1e-6  # |λ| ≤ ZERO_TOLERANCE · max(1, spectral radius) counts as a zero eigenvalue
 # ARPACK's stopping rule: residual ≤ tolerance · |λ|. Much tighter and the eigenvalues nearest zero (a
@@ -112,7 +117,16 @@ def _flat_gradient(output, leaves, grad_output, **options) -> torch.Tensor:
 
 def dense_jacobian(field_map: FieldMap, theta: torch.Tensor, rows_per_pass: int = 64) -> torch.Tensor:
     """J = ∂h/∂θ at θ from vector-Jacobian products, `rows_per_pass` rows per batched backward pass
-    (vmapped: on a loaded CPU ~40 times faster than one pass per row for the small `mog` networks)."""
+    (vmapped: on a loaded CPU ~40 times faster than one pass per row for the small `mog` networks).
+    Refused in one line where it would take more than DENSE_BYTES."""
+    size, numbers = field_map.size, field_map.batch.real.numel() + field_map.batch.latent.numel()
+    needed = size * size * 8 + min(rows_per_pass, size) * numbers * PASS_BYTES
+    if needed > DENSE_BYTES:
+        remedy = (f"ask for fewer eigenvalues (`--k` below {size - 1}) to use Arnoldi" if size > DENSE_LIMIT else
+                  "the evaluation batch is this large by the run's task settings")
+        raise StabenchError(f"a dense Jacobian of {size:,} parameters on an evaluation batch of {numbers:,} numbers "
+                            f"would take about {needed / 1e9:.1f} GB, more than the {DENSE_BYTES / 1e9:.1f} GB "
+                            f"allowed; {remedy}")
     leaves = field_map.leaves(theta)
     h = field_map(leaves)
     units = torch.eye(len(h), dtype=h.dtype, device=h.device)

@@ -225,7 +225,7 @@ def test_default_data_is_correlated_not_isotropic_and_overridable():
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("mean", "1,x", "`mean` expects numbers separated by commas, got '1,x'"),
+    ("mean", "1,x", "`mean` expects finite numbers separated by commas, got '1,x'"),
     ("mean", "1,2,3", "`mean` has 3 entries but `dim` is 2"),
     ("cov", "1,0;0", "`cov` must be 2x2 (rows separated by `;`), got '1,0;0'"),
     ("cov", "1,0.5;0.2,1", "`cov` must be symmetric, got '1,0.5;0.2,1'"),

@@ -48,9 +48,12 @@ class LqParams(TaskParams):
 
 def _numbers(text: str, key: str) -> list[float]:
     try:
-        return [float(item) for item in text.split(",")]
+        numbers = [float(item) for item in text.split(",")]
     except ValueError:
-        raise StabenchError(f"`{key}` expects numbers separated by commas, got {text!r}") from None
+        numbers = []
+    if not numbers or not all(map(math.isfinite, numbers)):
+        raise StabenchError(f"`{key}` expects finite numbers separated by commas, got {text!r}")
+    return numbers
 
 
 def data_distribution(params: LqParams) -> tuple[torch.Tensor, torch.Tensor]:
