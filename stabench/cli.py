@@ -124,6 +124,11 @@ def summary(record) -> str:
     lines.append(f"  {timing.get('steps')} steps in {timing.get('wall_seconds', 0.0):.1f} s of training ({rate} steps/s) "
                  f"on {record.device}, {record.threads} thread{'' if record.threads == 1 else 's'}")
     lines.append(f"  record: {record.path}")
+    if record.status in ("completed", "diverged"):
+        from stabench.compare import in_context
+
+        context = in_context(record)
+        lines += [f"  {context}"] if context else []
     return "\n".join(lines)
 
 
@@ -376,6 +381,40 @@ def landscape(at, k, device, as_json, plugins):
     load_plugins(plugins)
     report = analyse_landscape(at, k=k, device=device)
     click.echo(to_json(report) if as_json else landscape_text(report))
+
+
+@cli.command()
+@click.option("--method", required=True, help="The method to place among the published ones.")
+@click.option("--protocol", default="screen", show_default=True,
+              help="screen (a few minutes for a method of vanilla's cost) or quick (the full leaderboard cells).")
+@click.option("--against", default=None, type=click.Path(file_okay=False),
+              help="Published records [default: the checkout's results/records].")
+@click.option("--out", default="results/compare", show_default=True, type=click.Path(file_okay=False),
+              help="Where the method's runs (under runs/), compare.md and compare.html go.")
+@click.option("--workers", type=int, default=None, help="Local worker processes [default: cores / threads].")
+@click.option("--threads", type=int, default=None, help="CPU threads per cell [default: $OMP_NUM_THREADS, else 1].")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@plugin_option
+def compare(method, protocol, against, out, workers, threads, device, quiet, plugins):
+    """Run METHOD on a protocol's cells and say where it stands among the published methods."""
+    from stabench.compare import agreement_text, compare as compare_method
+
+    load_plugins(plugins)
+    try:
+        found = compare_method(method, protocol, against=against, out=out, plugins=plugins, workers=workers,
+                               threads=threads, device=device, progress=not quiet)
+    except KeyboardInterrupt:
+        click.echo("stabench: compare interrupted; run the same command again to resume", err=True)
+        sys.exit(130)
+    iqm = found.iqm
+    click.echo(f"{found.method}, protocol {found.protocol.name} ({found.protocol.screen.label()}): IQM {iqm.value:.3g}"
+               + (f" [{iqm.low:.2g}, {iqm.high:.2g}]" if iqm.method not in (None, "all equal") else ""))
+    click.echo(f"verdict: {found.verdict}")
+    agreement = agreement_text(found.protocol)
+    if agreement:
+        click.echo(f"how far to trust it: {agreement}")
+    click.echo("wrote " + ", ".join(str(path) for path in found.paths))
 
 
 def _assignments(values: dict) -> str:
