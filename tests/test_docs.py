@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import re
+import shutil
 import sys
 import types
 from pathlib import Path
 
+import matplotlib
 import pytest
+import scipy.stats
+from matplotlib import pyplot as plt
 
 import stabench
 from stabench import recipes, references
@@ -204,3 +209,44 @@ def test_spectrum_and_phase_call_only_the_analysed_field(spy):
     spy.calls.clear()
     phase_panel(resolve("spy", "dirac"), "spy", resolution=2, steps=2)
     assert spy.calls[0] == "prepare" and set(spy.calls[1:]) == {"spectrum_field", *DIRECTIONS_OF_FIELD}
+
+
+# --- the analysis notebook ---------------------------------------------------------------------------------------
+
+NOTEBOOK = ROOT / "examples" / "analyse_records.ipynb"
+PUBLISHED = ROOT / "results" / "records"
+SUBSET = {"vanilla": 8, "gradreg": 8, "consensus": 8}  # mog seeds per method: 8 runs make the IQM a plain 25 % trim
+
+
+def code_cells() -> list[str]:
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    return ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
+
+
+def test_the_notebook_is_committed_without_outputs():
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    assert all(cell["outputs"] == [] and cell["execution_count"] is None for cell in cells if cell["cell_type"] == "code")
+
+
+def test_the_notebook_turns_records_into_the_aggregate_and_its_figure(tmp_path, monkeypatch):
+    scores = {}
+    for method, seeds in SUBSET.items():  # a copy of part of the published records, as `stabench publish` left them
+        for run in sorted((PUBLISHED / "mog" / method).iterdir())[:seeds]:
+            shutil.copytree(run, tmp_path / "records" / "mog" / method / run.name)
+            record = json.loads((run / "run.json").read_text())
+            scores.setdefault(method, []).append(record["metrics"]["modes_captured_last5"] / 8)
+    monkeypatch.setenv("STABENCH_RECORDS", str(tmp_path / "records"))
+    matplotlib.use("Agg")
+    namespace: dict = {"__name__": "notebook"}
+    for cell in code_cells():  # in order, in one namespace, as a kernel would
+        exec(compile(cell, str(NOTEBOOK), "exec", dont_inherit=True), namespace)  # noqa: S102 - our own notebook
+    try:
+        assert len(namespace["runs"]) == sum(SUBSET.values())
+        table = namespace["aggregate"].table.set_index("method")
+        assert set(table.index) == set(SUBSET)
+        left = namespace["figure"].axes[0]
+        drawn = {label.get_text(): bar.get_width() for label, bar in zip(left.get_yticklabels(), left.patches)}
+        expected = {method: scipy.stats.trim_mean(values, 0.25) for method, values in scores.items()}
+        assert drawn == pytest.approx(expected, rel=1e-12)
+    finally:
+        plt.close(namespace.get("figure"))
