@@ -43,8 +43,8 @@ def run(method, task, **options) -> RunRecord:
 
 
 __all__ = [
-    "LOSSES", "Batch", "Budget", "Context", "Field", "Game", "Method", "MethodParams", "NotApplicable", "Point", "Recipe",
-    "RunRecord", "Schedule", "Seeds", "StabenchError", "Task", "TaskParams", "TrainingParams", "aggregates", "get_method",
-    "get_task", "hyperparameter", "load_runs", "negate", "register_method", "register_recipe", "register_reference",
-    "register_task", "run", "squared_norm", "unregister_method", "unregister_task",
+    "LOSSES", "Batch", "Budget", "Context", "Field", "Game", "Method", "MethodParams", "NotApplicable", "Point",
+    "Recipe", "RunRecord", "Schedule", "Seeds", "StabenchError", "Task", "TaskParams", "TrainingParams", "aggregates",
+    "get_method", "get_task", "hyperparameter", "load_runs", "negate", "register_method", "register_recipe",
+    "register_reference", "register_task", "run", "squared_norm", "unregister_method", "unregister_task",
 ]

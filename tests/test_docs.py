@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 NAMED = sorted({name.rstrip(".") for name in re.findall(r"\bstabench\.[A-Za-z_][\w.]*", README)})
-PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
 
 
 def resolve_name(dotted: str):
@@ -225,7 +225,8 @@ def code_cells() -> list[str]:
 
 def test_the_notebook_is_committed_without_outputs():
     cells = json.loads(NOTEBOOK.read_text())["cells"]
-    assert all(cell["outputs"] == [] and cell["execution_count"] is None for cell in cells if cell["cell_type"] == "code")
+    code = [cell for cell in cells if cell["cell_type"] == "code"]
+    assert code and all(cell["outputs"] == [] and cell["execution_count"] is None for cell in code)
 
 
 def test_the_notebook_turns_records_into_the_aggregate_and_its_figure(tmp_path, monkeypatch):
