@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import stabench
-from stabench.game import squared_norm
 
 
 @dataclass
@@ -26,13 +25,13 @@ class Hamiltonian(stabench.Method):
 
     def field(self, game, point, batch, params, ctx):
         value = game.value(point, batch, self.loss(params))
-        v = {"d": {name: -t for name, t in game.gradient(value, point.d, create_graph=True).items()},
+        v = {"d": stabench.negate(game.gradient(value, point.d, create_graph=True)),
              "g": game.gradient(value, point.g, create_graph=True)}
         # ∇H over both players in one backward pass, keyed by player (D and G may share parameter names).
         # game.gradient keeps this graph only when game.differentiable: spectra differentiate the field
         # again, a training step wants plain tensors.
         both = {(player, name): p for player, part in (("d", point.d), ("g", point.g)) for name, p in part.items()}
-        grad_h = game.gradient(0.5 * (squared_norm(v["d"]) + squared_norm(v["g"])), both)
+        grad_h = game.gradient(0.5 * (stabench.squared_norm(v["d"]) + stabench.squared_norm(v["g"])), both)
         return stabench.Field(d={name: grad_h[("d", name)] for name in point.d},
                               g={name: grad_h[("g", name)] for name in point.g})
 

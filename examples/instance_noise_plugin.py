@@ -27,7 +27,7 @@ class InstanceNoise(stabench.Method):
     version = 1  # part of every run_id: bump it when a change makes old numbers incomparable
 
     def d_direction(self, game, point, batch, params, ctx):
-        return {name: -t for name, t in game.gradient(noisy_value(game, point, batch, params, ctx), point.d).items()}
+        return stabench.negate(game.gradient(noisy_value(game, point, batch, params, ctx), point.d))
 
     def g_direction(self, game, point, batch, params, ctx):
         return game.gradient(noisy_value(game, point, batch, params, ctx), point.g)

@@ -1,9 +1,10 @@
 """stabench: a benchmark suite and leaderboard for GAN training stabilizers."""
 from stabench.context import Context, TrainingParams
-from stabench.errors import StabenchError
-from stabench.game import Batch, Field, Game, Point
+from stabench.errors import NotApplicable, StabenchError
+from stabench.game import LOSSES, Batch, Field, Game, Point, negate, squared_norm
 from stabench.hyperparams import hyperparameter
 from stabench.methods import METHODS, Method, MethodParams, Schedule
+from stabench.recipes import Recipe, register_recipe
 from stabench.records import RunRecord, package_version
 from stabench.references import register_reference
 from stabench.seeds import Seeds
@@ -26,6 +27,14 @@ def load_runs(path):
     return load(path)
 
 
+def aggregates(runs):
+    """Per budget, each method's IQM and P(better than vanilla) over the mode-coverage tasks of `runs` (from
+    `load_runs`); see `stabench.table.aggregates`."""
+    from stabench.table import aggregates as aggregate
+
+    return aggregate(runs)
+
+
 def run(method, task, **options) -> RunRecord:
     """Train one (method, task, seed) cell and write its record; see `stabench.runner.run`."""
     from stabench.runner import run as run_cell
@@ -34,8 +43,8 @@ def run(method, task, **options) -> RunRecord:
 
 
 __all__ = [
-    "Batch", "Budget", "Context", "Field", "Game", "Method", "MethodParams", "Point", "RunRecord", "Schedule",
-    "Seeds", "StabenchError", "Task", "TaskParams", "TrainingParams", "get_method", "get_task", "hyperparameter",
-    "load_runs", "register_method", "register_reference", "register_task", "run", "unregister_method",
-    "unregister_task",
+    "LOSSES", "Batch", "Budget", "Context", "Field", "Game", "Method", "MethodParams", "NotApplicable", "Point",
+    "Recipe", "RunRecord", "Schedule", "Seeds", "StabenchError", "Task", "TaskParams", "TrainingParams", "aggregates",
+    "get_method", "get_task", "hyperparameter", "load_runs", "negate", "register_method", "register_recipe",
+    "register_reference", "register_task", "run", "squared_norm", "unregister_method", "unregister_task",
 ]

@@ -130,4 +130,5 @@ def squared_norm(tensors: Params) -> Tensor:
 
 
 def negate(tensors: Params) -> Params:
+    """Every tensor of a parameter dict negated (an ascent gradient as a descent direction)."""
     return {name: -t for name, t in tensors.items()}
