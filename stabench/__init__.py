@@ -26,6 +26,13 @@ def load_runs(path):
     return load(path)
 
 
+def explain(method=None, task=None, **options):
+    """Every hyperparameter of a run with its value and the layer that set it; see `stabench.configs.explain`."""
+    from stabench.configs import explain as explain_settings
+
+    return explain_settings(method, task, **options)
+
+
 def run(method, task, **options) -> RunRecord:
     """Train one (method, task, seed) cell and write its record; see `stabench.runner.run`."""
     from stabench.runner import run as run_cell
@@ -35,7 +42,8 @@ def run(method, task, **options) -> RunRecord:
 
 __all__ = [
     "Batch", "Budget", "Context", "Field", "Game", "Method", "MethodParams", "Point", "RunRecord", "Schedule",
-    "Seeds", "StabenchError", "Task", "TaskParams", "TrainingParams", "get_method", "get_task", "hyperparameter",
+    "Seeds", "StabenchError", "Task", "TaskParams", "TrainingParams", "explain", "get_method", "get_task",
+    "hyperparameter",
     "load_runs", "register_method", "register_reference", "register_task", "run", "unregister_method",
     "unregister_task",
 ]

@@ -99,11 +99,12 @@ class Given:
 
 @dataclass
 class Resolution:
-    """What `resolve_settings` found: the method, task, budget plan and recipe, the typed hyperparameters
-    of both, and every key's `Setting`, task and training keys first."""
+    """What `resolve_settings` found: the method, task, budget (its name and plan) and recipe, the typed
+    hyperparameters of both, and every key's `Setting`, task and training keys first."""
 
     method: Method
     task: Task
+    budget: str
     plan: Budget
     recipe: str | None
     method_params: Any
@@ -148,7 +149,7 @@ def resolve_settings(method, task, *, budget: str = "quick", recipe: str | None 
     kept = {**identity(made["task"]), **identity(made["method"])}
     settings = {key: dataclasses.replace(layers[key], value=value, identity=key in kept)
                 for params in (made["task"], made["method"]) for key, value in dataclasses.asdict(params).items()}
-    return Resolution(method, task, budgets[budget], recipe, made["method"], made["task"], settings)
+    return Resolution(method, task, budget, budgets[budget], recipe, made["method"], made["task"], settings)
 
 
 def resolve(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None = None,
