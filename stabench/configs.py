@@ -80,7 +80,8 @@ def read_config(path: str | Path) -> RunConfig:
         raise StabenchError(f"config file `{path}` cannot be read: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise StabenchError(f"config file `{path}` is not valid TOML: {error}") from None
-    names, settings = {}, {}
+    names: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
     for key, value in data.items():
         if not isinstance(value, (str, int, float, bool)):
             raise StabenchError(f"config file `{path}`: `{key}` should be one value (KEY = VALUE, as with --set), "
@@ -97,6 +98,7 @@ def read_config(path: str | Path) -> RunConfig:
 def record_config(run_dir: str | Path) -> RunConfig:
     """The identity of the record in `run_dir` as a layer; a warning when the installed method or task
     has another version than the one that made it (a rerun is then another run, with other numbers)."""
+    run_dir = Path(run_dir)
     if not is_record(run_dir):
         raise StabenchError(f"`{run_dir}` is not a run record (no {RUN_FILE})")
     try:

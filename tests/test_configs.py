@@ -16,6 +16,7 @@ from stabench.records import CURVE_FILE, RUN_FILE, SPECTRUM_FILE, read_record, r
 from stabench.references import PAPER
 from stabench.runner import new_record
 
+
 def write(path, text):
     path.write_text(text)
     return path
