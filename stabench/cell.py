@@ -129,9 +129,9 @@ def resolve_settings(method, task, *, budget: str = "quick", recipe: str | None 
     if budget not in budgets:
         raise StabenchError(f"unknown budget `{budget}` for task `{task.name}`; choose from {', '.join(budgets)}")
     training = defaults(TrainingParams)
-    layers = {key: Setting(value, "training default" if key in training and training[key] == value else "task default")
+    set_by = {key: Setting(value, "training default" if key in training and training[key] == value else "task default")
               for key, value in defaults(task.Params).items()}
-    layers |= {key: Setting(value, "method default") for key, value in method.defaults().items()}
+    set_by |= {key: Setting(value, "method default") for key, value in method.defaults().items()}
     if chosen:
         published = Given("recipe", chosen.settings_for(method.name), chosen.name)
     else:
@@ -145,9 +145,9 @@ def resolve_settings(method, task, *, budget: str = "quick", recipe: str | None 
         where = f"{context} ({layer.layer} {layer.source})" if named else context
         made = apply_overrides(sections, layer.settings, where)
         sections = {name: (sections[name][0], dataclasses.asdict(params)) for name, params in made.items()}
-        layers |= {key: Setting(None, layer.layer, layer.source) for key in layer.settings}
-    kept = {**identity(made["task"]), **identity(made["method"])}
-    settings = {key: dataclasses.replace(layers[key], value=value, identity=key in kept)
+        set_by |= {key: Setting(None, layer.layer, layer.source) for key in layer.settings}
+    identity_keys = {**identity(made["task"]), **identity(made["method"])}
+    settings = {key: dataclasses.replace(set_by[key], value=value, identity=key in identity_keys)
                 for params in (made["task"], made["method"]) for key, value in dataclasses.asdict(params).items()}
     return Resolution(method, task, budget, budgets[budget], recipe, made["method"], made["task"], settings)
 
