@@ -35,6 +35,13 @@ def aggregates(runs):
     return aggregate(runs)
 
 
+def explain(method=None, task=None, **options):
+    """Every hyperparameter of a run with its value and the layer that set it; see `stabench.configs.explain`."""
+    from stabench.configs import explain as explain_settings
+
+    return explain_settings(method, task, **options)
+
+
 def run(method, task, **options) -> RunRecord:
     """Train one (method, task, seed) cell and write its record; see `stabench.runner.run`."""
     from stabench.runner import run as run_cell
@@ -45,6 +52,7 @@ def run(method, task, **options) -> RunRecord:
 __all__ = [
     "LOSSES", "Batch", "Budget", "Context", "Field", "Game", "Method", "MethodParams", "NotApplicable", "Point",
     "Recipe", "RunRecord", "Schedule", "Seeds", "StabenchError", "Task", "TaskParams", "TrainingParams", "aggregates",
-    "get_method", "get_task", "hyperparameter", "load_runs", "negate", "register_method", "register_recipe",
-    "register_reference", "register_task", "run", "squared_norm", "unregister_method", "unregister_task",
+    "explain", "get_method", "get_task", "hyperparameter", "load_runs", "negate", "register_method",
+    "register_recipe", "register_reference", "register_task", "run", "squared_norm", "unregister_method",
+    "unregister_task",
 ]

@@ -9,6 +9,7 @@ import warnings
 
 import click
 
+from stabench.configs import explain as explain_settings, run_config
 from stabench.errors import StabenchError, interrupt
 from stabench.hyperparams import defaults, parse_assignments
 from stabench.methods import METHODS
@@ -42,18 +43,29 @@ def cli():
     """Benchmark GAN training stabilizers: train, measure, compare."""
 
 
+like_option = click.option(
+    "--like", default=None, metavar="RUN_DIR",
+    help="Start from a record's identity: method, task, seed, budget, steps, recipe and hyperparameters.")
+config_option = click.option(
+    "--config", "config_file", default=None, metavar="FILE.toml",
+    help="method, task, seed, budget, steps, recipe and any --set key, one KEY = VALUE a line; the command "
+         "line wins over it, and it over --like.")
+
+
 @cli.command()
-@click.option("--method", required=True, help="A registered method (`stabench list methods`).")
-@click.option("--task", required=True, help="A registered task (`stabench list tasks`).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--method", default=None, help="A registered method (`stabench list methods`).")
+@click.option("--task", default=None, help="A registered task (`stabench list tasks`).")
+@click.option("--seed", default=None, type=int, help="[default: 0]")
 @click.option("--seeds", default=None, help="Several seeds instead (0-15 or 0,2,7), one record each.")
 @click.option("--batched/--one-by-one", default=None,
               help="With --seeds: train them as one stacked model, or one after another [default: batched on CUDA].")
-@click.option("--budget", default="quick", show_default=True, help="smoke, quick or paper.")
+@click.option("--budget", default=None, help="smoke, quick or paper [default: quick].")
 @click.option("--steps", type=int, default=None, help="Override the budget's number of G steps.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override any hyperparameter (method, task or training); repeatable.")
 @click.option("--recipe", default=None, help="Train at a named recipe's settings (`stabench list recipes`).")
+@config_option
+@like_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--out", default="results/runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print run.json instead of the summary.")
@@ -70,26 +82,28 @@ def cli():
 @click.option("--force", is_flag=True,
               help="Train again even if a finished record of this cell exists (replaced only by a finished attempt).")
 @plugin_option
-def run(method, task, seed, seeds, batched, budget, steps, assignments, recipe, device, out, as_json, quiet,
-        no_spectrum, threads, spectrum_every, checkpoints, landscape, force, plugins):
-    """Train METHOD on TASK for one seed (or --seeds) and write its run record."""
+def run(method, task, seed, seeds, batched, budget, steps, assignments, recipe, config_file, like, device, out, as_json,
+        quiet, no_spectrum, threads, spectrum_every, checkpoints, landscape, force, plugins):
+    """Train METHOD on TASK for one seed (or --seeds) and write its run record; --like RUN_DIR trains a
+    record's settings again (with --out elsewhere, or --force)."""
     from stabench.batched import run_seeds
     from stabench.runner import run as run_cell
     from stabench.sweep import parse_seeds
 
     if seeds is not None and landscape:
         raise StabenchError("`--landscape` analyses one run: use it with --seed, or `stabench landscape --at RUN_DIR`")
-    options = dict(budget=budget, steps=steps, overrides=parse_assignments(assignments), recipe=recipe, device=device,
-                   out=out, progress=not (quiet or as_json), spectrum=not no_spectrum, force=force, threads=threads,
-                   spectrum_every=spectrum_every, checkpoints=checkpoints)
+    options = dict(device=device, out=out, progress=not (quiet or as_json), spectrum=not no_spectrum, force=force,
+                   threads=threads, spectrum_every=spectrum_every, checkpoints=checkpoints)
     # With --json, stdout is the JSON alone: what plugins print goes to stderr.
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         load_plugins(plugins)
+        chosen = run_config(like=like, config=config_file, method=method, task=task, seed=seed, budget=budget,
+                            steps=steps, recipe=recipe, overrides=parse_assignments(assignments))
         try:
             if seeds is None:
-                records = [run_cell(method, task, seed=seed, landscape=landscape, **options)]
+                records = [run_cell(**chosen.arguments, seed=chosen.seed, landscape=landscape, **options)]
             else:
-                records = run_seeds(method, task, seeds=parse_seeds(seeds), batched=batched, **options)
+                records = run_seeds(**chosen.arguments, seeds=parse_seeds(seeds), batched=batched, **options)
         except KeyboardInterrupt as stop:
             said = [f"the record is at {stop.args[0]}", *stop.args[1:]] if stop.args else []
             click.echo("; ".join(["stabench: interrupted", *said]), err=True)
@@ -129,6 +143,39 @@ def summary(record) -> str:
 
         context = in_context(record)
         lines += [f"  {context}"] if context else []
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--method", default=None, help="A registered method (`stabench list methods`).")
+@click.option("--task", default=None, help="A registered task (`stabench list tasks`).")
+@click.option("--budget", default=None, help="smoke, quick or paper [default: quick].")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="As `run --set`; repeatable.")
+@click.option("--recipe", default=None, help="A named recipe (`stabench list recipes`).")
+@config_option
+@like_option
+@plugin_option
+def explain(method, task, budget, assignments, recipe, config_file, like, plugins):
+    """Every hyperparameter `stabench run` would train METHOD on TASK with, and the layer that set it."""
+    load_plugins(plugins)
+    found = explain_settings(method, task, budget=budget, recipe=recipe, overrides=parse_assignments(assignments),
+                             config=config_file, like=like)
+    click.echo(explanation_text(found))
+
+
+def explanation_text(found) -> str:
+    """A table of key, value and layer (with its source), for a person."""
+    plan = found.plan
+    lines = [f"{found.method.name} (version {found.method.version}) on {found.task.name} (version {found.task.version}), "
+             f"budget {found.budget}: {plan.steps} steps, evaluated every {plan.eval_every}"
+             + (f", recipe {found.recipe}" if found.recipe else "")]
+    rows = [(key, "none" if setting.value is None else str(setting.value),
+             setting.layer + (f": {setting.source}" if setting.source else "")
+             + ("" if setting.identity else " (environment: not part of the run's identity)"))
+            for key, setting in found.settings.items()]
+    widths = [max(len(row[i]) for row in [("key", "value", ""), *rows]) for i in range(2)]
+    lines.append(f"  {'key':<{widths[0]}}  {'value':<{widths[1]}}  set by")
+    lines += [f"  {key:<{widths[0]}}  {value:<{widths[1]}}  {layer}" for key, value, layer in rows]
     return "\n".join(lines)
 
 

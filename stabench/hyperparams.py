@@ -11,6 +11,7 @@ import math
 import operator
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from stabench.errors import StabenchError, did_you_mean
@@ -145,7 +146,7 @@ def parse_assignments(assignments) -> dict[str, str]:
     return parsed
 
 
-def apply_overrides(sections: dict[str, tuple[type, dict]], overrides: dict[str, Any], context: str):
+def apply_overrides(sections: dict[str, tuple[type, dict]], overrides: Mapping[str, Any], context: str):
     """Apply flat `overrides` to named sections of typed hyperparameters.
 
     `sections` maps a section name to (its dataclass, its current values). A key belongs to the one
