@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 SNAPSHOT_SECONDS = 300.0  # wall-clock between snapshots: a stopped run loses at most about this much
+SNAPSHOT_DIR = ".partial"  # under a run's `out`
 
 
 class Snapshots:
@@ -61,4 +62,4 @@ class Snapshots:
 
 
 def snapshot_path(out: Path, task: str, method: str, run_id: str) -> Path:
-    return Path(out) / ".partial" / f"{task}.{method}.{run_id}.pt"
+    return Path(out) / SNAPSHOT_DIR / f"{task}.{method}.{run_id}.pt"

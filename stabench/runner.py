@@ -23,7 +23,7 @@ from stabench.records import (
     FINISHED, RunRecord, is_record, method_code, read_record, run_directory, versions, write_run,
 )
 from stabench.registry import provenance
-from stabench.resume import Snapshots, snapshot_path
+from stabench.resume import SNAPSHOT_DIR, Snapshots, snapshot_path
 from stabench.spectra import TRACKED_COLUMNS, SpectrumTooSlow, SpectrumTracker, game_spectrum
 
 # The end-of-run spectrum of a large game (Arnoldi) gets about this long; `stabench spectrum --at RUN_DIR`
@@ -253,7 +253,8 @@ def measure(step: int, cell: Cell, game, ctx: Context, batch, measured: Training
 
 
 def check_writable(out: Path) -> None:
-    """`out` exists or can be made, and takes files: found before training, not after."""
+    """`out` exists or can be made, takes files, and has no file where snapshots go: found before training,
+    not after."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -261,6 +262,9 @@ def check_writable(out: Path) -> None:
             pass
     except OSError as error:
         raise StabenchError(f"cannot write run records under `{out}`: {error.strerror or error}") from None
+    snapshots = out / SNAPSHOT_DIR
+    if snapshots.exists() and not snapshots.is_dir():
+        raise StabenchError(f"`{snapshots}` is a file where run snapshots are kept: move it away")
 
 
 DEFAULT_THREADS = 1  # per run on the CPU; see `threads_for`

@@ -33,7 +33,7 @@ from stabench.locks import exclusive
 from stabench.methods import METHODS
 from stabench.records import run_directory
 from stabench.registry import load_plugins
-from stabench.runner import finished_record, made_by, record_failure, run, threads_for
+from stabench.runner import check_writable, finished_record, made_by, record_failure, run, threads_for
 from stabench.seeds import check_seed
 from stabench.tasks import TASKS
 
@@ -294,6 +294,8 @@ def sweep(cells: list[SweepCell], *, workers: int | None = None, backend: str = 
     batched = pick_device(device).type == "cuda" and not landscape
     options = CellOptions(device, spectrum, threads, spectrum_every, landscape, batched)
     outs = sorted({cell.out for cell in cells})
+    for out in outs:
+        check_writable(out)
     with contextlib.ExitStack() as locks:
         for out in outs:
             locks.enter_context(exclusive(Path(out) / ".sweep.lock", f"`{out}` is in use by another sweep"))
