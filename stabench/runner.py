@@ -20,7 +20,7 @@ from stabench.errors import NotApplicable, StabenchError
 from stabench.landscape import landscape as analyse_landscape
 from stabench.locks import exclusive
 from stabench.records import (
-    FINISHED, RunRecord, is_record, method_code, read_record, run_directory, versions, write_run,
+    FINISHED, RunRecord, is_record, method_code, read_record, run_directory, task_code, versions, write_run,
 )
 from stabench.registry import provenance
 from stabench.resume import SNAPSHOT_DIR, Snapshots, snapshot_path
@@ -299,7 +299,7 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
     states are kept in the record for `stabench spectrum --at RUN_DIR --step S`. With `landscape`, a
     finished run also gets the rotation-against-potential analysis (`stabench.landscape`).
 
-    A finished record (completed or diverged) of the same run_id, made by the same method code, is
+    A finished record (completed or diverged) of the same run_id, made by the same method and task code, is
     returned as it is (`reused`), without training, unless `force`. A finished record is only ever
     replaced by a finished attempt. A run that diverges,
     fails or is interrupted is still recorded; Ctrl-C is raised again once the record is written, and a
@@ -339,7 +339,7 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
 def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool, spectrum: bool,
          force: bool, spectrum_every: int, checkpoints: int, notes: tuple[str, ...], snapshots: Snapshots) -> RunRecord:
     previous = finished_record(directory)
-    if previous is not None and made_by(previous, cell.method) and not force:
+    if previous is not None and made_by(previous, cell.method, cell.task) and not force:
         previous.reused = True
         return previous
     record = new_record(cell, torch_device)
@@ -420,9 +420,11 @@ def record_failure(cell: Cell, out: str | Path, error: str) -> None:
     write_run(directory, record)
 
 
-def made_by(record: RunRecord, method) -> bool:
-    """`record` was written by the code `method` runs now (the hash of its source)."""
-    return method_code(record) == provenance(method)["source_sha256"]
+def made_by(record: RunRecord, method, task) -> bool:
+    """`record` was written by the code that `method` and `task` run now (`registry.provenance`); a
+    record of code that cannot be hashed never was."""
+    running = provenance(method)["source_sha256"], provenance(task)["source_sha256"]
+    return None not in running and (method_code(record), task_code(record)) == running
 
 
 def finished_record(directory: Path) -> RunRecord | None:

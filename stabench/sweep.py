@@ -4,9 +4,9 @@ On a CUDA device the seeds of each (method, task, settings) are one job, trained
 (`stabench.batched`); on the CPU every cell is a job of its own.
 
 A cell whose record under `out` already says `completed` or `diverged` (same run_id, so the same
-method and version, task, hyperparameters, seed and budget), written by the same method code, is
-skipped: rerunning an interrupted sweep runs only what is missing; a `failed` or `interrupted` cell,
-or one whose method's source changed since, is run again. Every cell writes its own record, so a
+method and version, task, hyperparameters, seed and budget), written by the same method and task code
+(`registry.provenance`), is skipped: rerunning an interrupted sweep runs only what is missing; a
+`failed` or `interrupted` cell, or one whose method's or task's code changed since, is run again. Every cell writes its own record, so a
 cell that fails never stops the others.
 """
 from __future__ import annotations
@@ -122,9 +122,9 @@ def plan(methods: Iterable[str], tasks: Iterable[str], seeds: Iterable[int], *, 
 
 
 def finished(cell: SweepCell) -> bool:
-    """The cell has a finished record, made by the method code registered now."""
+    """The cell has a finished record, made by the method and task code registered now."""
     record = finished_record(cell.directory)
-    return record is not None and made_by(record, METHODS.get(cell.method))
+    return record is not None and made_by(record, METHODS.get(cell.method), TASKS.get(cell.task))
 
 
 @dataclass(frozen=True)

@@ -5,22 +5,17 @@ import inspect
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import textwrap
-import time
-import types
 from pathlib import Path
 
 import pytest
 
 import stabench
 from stabench import resume, sweep
-from stabench.errors import interrupt
 from stabench.methods import METHODS
 from stabench.records import RUN_FILE, read_record
-from stabench.registry import load_plugin
+from stabench.registry import load_plugin, package_code, sources_code
 from stabench.tasks import TASKS
 from stabench.table import load_runs
 
@@ -86,6 +81,88 @@ def plugin(tmp_path):
 def run_cell(out, method="scaled", task="lq1d", steps=3, **options):
     return stabench.run(method, task, budget="smoke", steps=steps, overrides=TINY, out=out, progress=False,
                         spectrum=False, **options)
+
+
+# --- 8. provenance covers the code a method or task runs ---------------------------------------------
+
+@pytest.mark.parametrize("changed", ["method", "task"])
+def test_a_plugins_module_level_change_is_not_reused_nor_skipped(tmp_path, plugin, changed):
+    plugin()
+    first = run_cell(tmp_path, task="noted-lq")
+    assert not first.reused and run_cell(tmp_path, task="noted-lq").reused  # the same code: reused
+    (cell,) = sweep.plan(["scaled"], ["noted-lq"], [0], budget="smoke", steps=3, overrides=TINY, out=tmp_path)
+    assert sweep.finished(cell)
+
+    plugin(**({"scale": 0.5} if changed == "method" else {"note": "second"}))
+    assert not sweep.finished(cell)
+    second = run_cell(tmp_path, task="noted-lq")
+    assert not second.reused
+    assert second.plugins[changed]["source_sha256"] != first.plugins[changed]["source_sha256"]
+    assert read_record(second.path).plugins == second.plugins
+
+
+def test_a_snapshot_taken_under_other_plugin_code_is_not_resumed(tmp_path, plugin, monkeypatch, interrupt_at):
+    monkeypatch.setattr(resume, "SNAPSHOT_SECONDS", 0.0)
+    plugin()
+    with interrupt_at(70), pytest.raises(KeyboardInterrupt):
+        run_cell(tmp_path, steps=100)
+    assert list((tmp_path / ".partial").glob("*.pt"))  # a snapshot at step 50
+
+    plugin(scale=0.5)
+    record = run_cell(tmp_path, steps=100)
+    assert record.status == "completed"
+    assert not any("resumed" in note for note in record.notes)
+
+
+def test_a_builtin_modules_helper_is_part_of_the_code_hash(tmp_path):
+    # `generator_loss` is a module-level function of vanilla.py: a copy of stabench that doubles it must
+    # not reuse the record of the unchanged code; an unchanged copy elsewhere has the same code hash
+    copy = tmp_path / "copy"
+    shutil.copytree(Path(stabench.__file__).parent, copy / "stabench", ignore=shutil.ignore_patterns("__pycache__"))
+    assert sources_code(copy / "stabench") == package_code()
+    out = tmp_path / "runs"
+    settings = {**TINY, "optimizer": "sgd", "nonsaturating": True}  # Adam's first steps ignore a gradient's size
+    original = stabench.run("vanilla", "lq1d", budget="smoke", steps=3, overrides=settings, out=out, progress=False,
+                            spectrum=False)
+
+    vanilla = copy / "stabench" / "methods" / "vanilla.py"
+    source = vanilla.read_text()
+    assert "        return -game.mean(" in source
+    vanilla.write_text(source.replace("        return -game.mean(", "        return -2 * game.mean("))
+    assert sources_code(copy / "stabench") != package_code()
+    changed = subprocess.run(
+        [sys.executable, "-m", "stabench", "run", "--method", "vanilla", "--task", "lq1d", "--budget", "smoke",
+         "--steps", "3", *[f"--set={key}={value}" for key, value in settings.items()], "--no-spectrum", "--quiet",
+         "--out", str(out)],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(copy)}, cwd=copy,
+        timeout=300)
+    assert changed.returncode == 0, changed.stderr
+    assert "already recorded" not in changed.stdout
+    retrained = read_record(original.path)
+    assert retrained.plugins["method"]["source_sha256"] != original.plugins["method"]["source_sha256"]
+    assert retrained.metrics != original.metrics  # the change is real: the old record would have been wrong
+
+
+def class_bodies_hash(entry):
+    """The code hash of records written before issue 41: the source of the entry's classes only."""
+    digest = hashlib.sha256()
+    for cls in type(entry).__mro__[:-1]:
+        digest.update(inspect.getsource(cls).encode())
+    return digest.hexdigest()[:16]
+
+
+def test_a_record_with_the_older_hash_form_is_read_but_not_reused(tmp_path):
+    record = run_cell(tmp_path, method="vanilla")
+    data = json.loads((record.path / RUN_FILE).read_text())
+    for kind, entry in (("method", METHODS.get("vanilla")), ("task", TASKS.get("lq1d"))):
+        data["plugins"][kind] = {"origin": "built-in", "source_sha256": class_bodies_hash(entry)}
+    (record.path / RUN_FILE).write_text(json.dumps(data))
+
+    assert list(load_runs(tmp_path).run_id) == [record.run_id]  # still read and tabulated
+    (cell,) = sweep.plan(["vanilla"], ["lq1d"], [0], budget="smoke", steps=3, overrides=TINY, out=tmp_path)
+    assert not sweep.finished(cell)
+    again = run_cell(tmp_path, method="vanilla")
+    assert not again.reused and again.plugins == record.plugins
 
 
 # --- 15. odd lock, output and snapshot paths: one line, non-zero exit -------------------------------
