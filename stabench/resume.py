@@ -4,8 +4,8 @@ numbers as a run that was never stopped.
 
 A snapshot is taken at an evaluation once `every_seconds` of wall-clock have passed since the last one,
 written atomically next to the run locks (`OUT/.partial/`), and deleted once the run's record is
-written finished or failed. It is resumed only under the settings it was taken with (same method code,
-device type, threads, tracking and checkpoints); otherwise the run starts again from step 0.
+written finished or failed. It is resumed only under the settings it was taken with (same method and task
+code, device type, threads, tracking and checkpoints); otherwise the run starts again from step 0.
 """
 from __future__ import annotations
 
