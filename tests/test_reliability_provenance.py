@@ -5,14 +5,19 @@ import inspect
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import textwrap
+import time
+import types
 from pathlib import Path
 
 import pytest
 
 import stabench
 from stabench import resume, sweep
+from stabench.errors import interrupt
 from stabench.methods import METHODS
 from stabench.records import RUN_FILE, read_record
 from stabench.registry import load_plugin, package_code, sources_code
@@ -163,6 +168,140 @@ def test_a_record_with_the_older_hash_form_is_read_but_not_reused(tmp_path):
     assert not sweep.finished(cell)
     again = run_cell(tmp_path, method="vanilla")
     assert not again.reused and again.plugins == record.plugins
+
+
+# --- 10. Ray: a crashed worker is a failed cell; SIGTERM stops the driver as stabench's own -----------
+
+class RayError(Exception):
+    pass
+
+
+class WorkerCrashedError(RayError):
+    def __str__(self):
+        return ("The worker died unexpectedly while executing this task. "
+                "Check python-core-worker-*.log files for more information.")
+
+
+def fake_ray(crashing_seed, handlers):
+    """The few Ray calls the backend makes, run in this process; the task of `crashing_seed` crashes its
+    worker. `init` installs a SIGTERM handler of its own, as Ray's does; `handlers` collects the one in
+    force while the sweep waits."""
+    ray = types.ModuleType("ray")
+    ray.exceptions = types.ModuleType("ray.exceptions")
+    ray.exceptions.RayError, ray.exceptions.WorkerCrashedError = RayError, WorkerCrashedError
+    calls = {}
+    ray.is_initialized = lambda: False
+    ray.init = lambda **options: signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+    ray.shutdown = lambda: None
+    ray.cluster_resources = lambda: {"CPU": 2.0}
+    ray.cancel = lambda reference, **options: None
+
+    def remote(**resources):
+        def task(function):
+            def submit(job, *arguments):
+                reference = object()
+                calls[reference] = (function, job, arguments)
+                return reference
+
+            return types.SimpleNamespace(remote=submit)
+
+        return task
+
+    def wait(pending, num_returns=1, timeout=None):
+        handlers.append(signal.getsignal(signal.SIGTERM))
+        return pending[:num_returns], pending[num_returns:]
+
+    def get(reference):
+        function, job, arguments = calls[reference]
+        if any(cell.seed == crashing_seed for cell in job):
+            raise WorkerCrashedError()
+        return function(job, *arguments)
+
+    ray.remote, ray.wait, ray.get = remote, wait, get
+    return ray
+
+
+def test_a_crashed_ray_worker_is_a_failed_cell_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    handlers = []
+    ray = fake_ray(crashing_seed=1, handlers=handlers)
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    monkeypatch.setitem(sys.modules, "ray.exceptions", ray.exceptions)
+    previous = signal.signal(signal.SIGTERM, interrupt)  # as the CLI sets it
+    try:
+        cells = sweep.plan(["vanilla"], ["lq1d"], [0, 1, 2], budget="smoke", steps=3, overrides=TINY, out=tmp_path)
+        report = sweep.sweep(cells, backend="ray", device="cpu", spectrum=False, progress=False)
+        assert signal.getsignal(signal.SIGTERM) is interrupt
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (report.counts["completed"], report.counts["failed"]) == (2, 1)
+    ((cell, error),) = report.failures
+    assert cell.seed == 1
+    assert error == ("its Ray task failed: WorkerCrashedError: The worker died unexpectedly while executing this "
+                     "task. Check python-core-worker-*.log files for more information.")
+    assert read_record(cell.directory).status == "failed" and read_record(cell.directory).error == error
+    assert handlers and all(handler is interrupt for handler in handlers)
+
+
+RAY_PLUGIN = textwrap.dedent('''
+    import os
+    import time
+
+    from stabench import register_method
+    from stabench.methods.vanilla import Vanilla
+
+
+    class Dying(Vanilla):
+        def g_direction(self, game, point, batch, params, ctx):
+            os._exit(3)
+
+
+    class Slow(Vanilla):
+        def g_direction(self, game, point, batch, params, ctx):
+            time.sleep(0.05)
+            return super().g_direction(game, point, batch, params, ctx)
+
+
+    register_method(Dying("dying", "exits its process"))
+    register_method(Slow("slow", "sleeps in every step"))
+''')
+
+
+def ray_sweep_command(tmp_path, methods, steps):
+    plugin = tmp_path / "ray_plugin.py"
+    plugin.write_text(RAY_PLUGIN)
+    return [sys.executable, "-m", "stabench", "sweep", "--backend", "ray", "--plugin", str(plugin), "--methods",
+            methods, "--tasks", "lq1d", "--seeds", "0", "--budget", "smoke", "--steps", str(steps), "--no-spectrum",
+            "--quiet", "--out", str(tmp_path / "runs")]
+
+
+@pytest.mark.slow
+def test_a_crashed_worker_on_a_real_ray_instance_is_a_failed_cell(tmp_path):
+    pytest.importorskip("ray")
+    result = subprocess.run(ray_sweep_command(tmp_path, "dying,vanilla", 5), capture_output=True, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "2 cells: 1 completed / 0 diverged / 1 failed / 0 skipped" in result.stdout
+    assert "failed: dying on lq1d, seed 0: its Ray task failed: WorkerCrashedError: " in result.stderr
+    assert "Traceback" not in result.stderr
+    (file,) = (tmp_path / "runs" / "lq1d" / "dying").glob(f"*/{RUN_FILE}")
+    assert read_record(file.parent).status == "failed"
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_ray_sweep_and_its_cells_record_themselves(tmp_path):
+    pytest.importorskip("ray")
+    process = subprocess.Popen(ray_sweep_command(tmp_path, "slow", 100000), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 180
+    while not list((tmp_path / "runs").glob(".locks/lq1d.slow.*.lock")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the cell's lock file appears once it is training
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "run the same command again to resume" in stderr
+    (file,) = (tmp_path / "runs" / "lq1d" / "slow").glob(f"*/{RUN_FILE}")
+    assert read_record(file.parent).status == "interrupted"
 
 
 # --- 15. odd lock, output and snapshot paths: one line, non-zero exit -------------------------------
