@@ -134,9 +134,9 @@ def provenance(entry) -> dict[str, Any]:
     else:
         origin = getattr(sys.modules.get(module), "__file__", None) or module
     digest = hashlib.sha256(package_code().encode())
-    for cls in dict.fromkeys(cls for cls in type(entry).__mro__ if cls is not object):
-        if cls.__module__ == "stabench" or cls.__module__.startswith("stabench."):
-            continue  # in package_code
+    for cls in type(entry).__mro__:
+        if cls.__module__ in ("builtins", "stabench") or cls.__module__.startswith("stabench."):
+            continue  # Python's own (its version is recorded) or in package_code
         source = _module_code(cls)
         if source is None:
             return {"origin": str(origin), "source_sha256": None}
