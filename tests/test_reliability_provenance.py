@@ -27,27 +27,36 @@ from stabench.table import load_runs
 TINY = {"batch_size": 16}
 
 # A method whose step is scaled by a module-level constant through a module-level helper, and a task whose
-# record data comes from one: a change to either changes what runs, not the classes' bodies.
-PLUGIN = '''
-from stabench import register_method, register_task
+# record data comes from one, each in a plugin file of its own: a change to either changes what runs, not
+# the classes' bodies.
+METHOD_PLUGIN = '''
+from stabench import register_method
 from stabench.methods.vanilla import Vanilla
-from stabench.tasks.lq import LinearQuadratic1d
 
-STEP_SCALE = {scale}
-NOTE = "{note}"
+STEP_SCALE = {}
 
 
 def scaled(direction):
     return {{name: STEP_SCALE * value for name, value in direction.items()}}
 
 
-def describe():
-    return {{"note": NOTE}}
-
-
 class Scaled(Vanilla):
     def g_direction(self, game, point, batch, params, ctx):
         return scaled(super().g_direction(game, point, batch, params, ctx))
+
+
+register_method(Scaled("scaled", "vanilla with a scaled generator step"))
+'''
+
+TASK_PLUGIN = '''
+from stabench import register_task
+from stabench.tasks.lq import LinearQuadratic1d
+
+NOTE = "{}"
+
+
+def describe():
+    return {{"note": NOTE}}
 
 
 class NotedLq(LinearQuadratic1d):
@@ -57,27 +66,29 @@ class NotedLq(LinearQuadratic1d):
         return describe()
 
 
-register_method(Scaled("scaled", "vanilla with a scaled generator step"))
 register_task(NotedLq())
 '''
 
 
 @pytest.fixture
 def plugin(tmp_path):
-    """`plugin(scale=..., note=...)` writes the plugin file and loads it afresh, as a new process would."""
-    path = tmp_path / "provenance_plugin.py"
+    """`plugin(scale=..., note=...)` writes the two plugin files and loads them afresh, as a new process would."""
+    files = {(METHODS, "scaled"): tmp_path / "method_plugin.py", (TASKS, "noted-lq"): tmp_path / "task_plugin.py"}
 
     def unload():
-        for name in [name for name, module in sys.modules.items() if getattr(module, "__file__", None) == str(path)]:
+        for name in [name for name, module in sys.modules.items()
+                     if getattr(module, "__file__", None) in {str(file) for file in files.values()}]:
             del sys.modules[name]
-        for registry, name in ((METHODS, "scaled"), (TASKS, "noted-lq")):
+        for registry, name in files:
             if name in registry._entries:
                 registry.unregister(name)
 
     def load(scale=1.0, note="first"):
         unload()
-        path.write_text(PLUGIN.format(scale=scale, note=note))
-        load_plugin(str(path))
+        for (registry, _), file in files.items():
+            file.write_text((METHOD_PLUGIN if registry is METHODS else TASK_PLUGIN).format(
+                scale if registry is METHODS else note))
+            load_plugin(str(file))
 
     yield load
     unload()
@@ -102,7 +113,9 @@ def test_a_plugins_module_level_change_is_not_reused_nor_skipped(tmp_path, plugi
     assert not sweep.finished(cell)
     second = run_cell(tmp_path, task="noted-lq")
     assert not second.reused
+    unchanged = {"method": "task", "task": "method"}[changed]
     assert second.plugins[changed]["source_sha256"] != first.plugins[changed]["source_sha256"]
+    assert second.plugins[unchanged] == first.plugins[unchanged]
     assert read_record(second.path).plugins == second.plugins
 
 
