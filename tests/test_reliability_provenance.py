@@ -195,19 +195,20 @@ class WorkerCrashedError(RayError):
                 "Check python-core-worker-*.log files for more information.")
 
 
-def fake_ray(crashing_seed, handlers):
-    """The few Ray calls the backend makes, run in this process; the task of `crashing_seed` crashes its
-    worker. `init` installs a SIGTERM handler of its own, as Ray's does; `handlers` collects the one in
-    force while the sweep waits."""
+def fake_ray(monkeypatch, crashing_seed=None, interrupted=False):
+    """The few Ray calls the backend makes, run in this process, in place of Ray: the task of `crashing_seed`
+    crashes its worker; with `interrupted`, the first wait for a result is stopped by Ctrl-C or SIGTERM.
+    `init` installs a SIGTERM handler of its own, as Ray's does. `ray.handlers` collects the handler in
+    force while the sweep waits, `ray.log` the cancellations, the final waits and the shutdown."""
     ray = types.ModuleType("ray")
     ray.exceptions = types.ModuleType("ray.exceptions")
     ray.exceptions.RayError, ray.exceptions.WorkerCrashedError = RayError, WorkerCrashedError
-    calls = {}
+    ray.handlers, ray.log, calls = [], [], {}
     ray.is_initialized = lambda: False
     ray.init = lambda **options: signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
-    ray.shutdown = lambda: None
+    ray.shutdown = lambda: ray.log.append("shutdown")
     ray.cluster_resources = lambda: {"CPU": 2.0}
-    ray.cancel = lambda reference, **options: None
+    ray.cancel = lambda reference, **options: ray.log.append(f"cancel {calls[reference][1][0].seed}")
 
     def remote(**resources):
         def task(function):
@@ -221,7 +222,11 @@ def fake_ray(crashing_seed, handlers):
         return task
 
     def wait(pending, num_returns=1, timeout=None):
-        handlers.append(signal.getsignal(signal.SIGTERM))
+        ray.handlers.append(signal.getsignal(signal.SIGTERM))
+        if num_returns > 1:
+            ray.log.append(f"wait for {num_returns}")
+        elif interrupted:
+            raise KeyboardInterrupt
         return pending[:num_returns], pending[num_returns:]
 
     def get(reference):
@@ -231,14 +236,13 @@ def fake_ray(crashing_seed, handlers):
         return function(job, *arguments)
 
     ray.remote, ray.wait, ray.get = remote, wait, get
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    monkeypatch.setitem(sys.modules, "ray.exceptions", ray.exceptions)
     return ray
 
 
 def test_a_crashed_ray_worker_is_a_failed_cell_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    handlers = []
-    ray = fake_ray(crashing_seed=1, handlers=handlers)
-    monkeypatch.setitem(sys.modules, "ray", ray)
-    monkeypatch.setitem(sys.modules, "ray.exceptions", ray.exceptions)
+    ray = fake_ray(monkeypatch, crashing_seed=1)
     previous = signal.signal(signal.SIGTERM, interrupt)  # as the CLI sets it
     try:
         cells = sweep.plan(["vanilla"], ["lq1d"], [0, 1, 2], budget="smoke", steps=3, overrides=TINY, out=tmp_path)
@@ -252,7 +256,17 @@ def test_a_crashed_ray_worker_is_a_failed_cell_and_the_sweep_goes_on(tmp_path, m
     assert error == ("its Ray task failed: WorkerCrashedError: The worker died unexpectedly while executing this "
                      "task. Check python-core-worker-*.log files for more information.")
     assert read_record(cell.directory).status == "failed" and read_record(cell.directory).error == error
-    assert handlers and all(handler is interrupt for handler in handlers)
+    assert ray.handlers and all(handler is interrupt for handler in ray.handlers)
+    assert ray.log == ["shutdown"]
+
+
+def test_an_interrupted_ray_sweep_cancels_its_tasks_and_waits_for_them(tmp_path, monkeypatch):
+    # a cancelled task gets a KeyboardInterrupt: its running cell records itself as interrupted, given time
+    ray = fake_ray(monkeypatch, interrupted=True)
+    cells = sweep.plan(["vanilla"], ["lq1d"], [0, 1], budget="smoke", steps=3, overrides=TINY, out=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.sweep(cells, backend="ray", device="cpu", spectrum=False, progress=False)
+    assert ray.log == ["cancel 0", "cancel 1", "wait for 2", "shutdown"]
 
 
 RAY_PLUGIN = textwrap.dedent('''
