@@ -90,7 +90,7 @@ def _run_batched(cells: list[Cell], device: torch.device, out: Path, progress: b
     directories = [run_directory(out, cell.task.name, cell.method.name, cell.run_id) for cell in cells]
     previous = [finished_record(directory) for directory in directories]
     reused = {i: record for i, record in enumerate(previous)
-              if record is not None and made_by(record, cells[i].method) and not force}
+              if record is not None and made_by(record, cells[i].method, cells[i].task) and not force}
     for record in reused.values():
         record.reused = True
     todo = [i for i in range(len(cells)) if i not in reused]

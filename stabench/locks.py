@@ -22,13 +22,17 @@ except ImportError:  # pragma: no cover - Windows
 @contextlib.contextmanager
 def exclusive(path: Path, busy: str) -> Iterator[None]:
     """Hold an exclusive lock on `path` (created if needed) for the block; if another process holds it,
-    raise a StabenchError saying `busy` and that process's pid."""
+    raise a StabenchError saying `busy` and that process's pid; a lock that cannot be made at all (a file
+    where its folder goes, a folder where it goes, a name too long) is a StabenchError too."""
     if fcntl is None:
         yield
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")
+    except OSError as error:
+        raise StabenchError(_cannot_lock(path, error)) from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -36,6 +40,8 @@ def exclusive(path: Path, busy: str) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             raise StabenchError(f"{busy} (pid {holder})") from None
+        except OSError as error:  # a file system without locks
+            raise StabenchError(_cannot_lock(path, error)) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -43,3 +49,9 @@ def exclusive(path: Path, busy: str) -> Iterator[None]:
         yield
     finally:
         handle.close()  # closing releases the lock
+
+
+def _cannot_lock(path: Path, error: OSError) -> str:
+    if isinstance(error, FileExistsError):  # making the folder met a file of its name
+        return f"cannot lock `{path}`: `{error.filename}` is a file, not a folder"
+    return f"cannot lock `{path}`: {error.strerror or error}"

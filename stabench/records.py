@@ -203,9 +203,20 @@ def run_directory(out: Path, task: str, method: str, run_id: str) -> Path:
 
 
 def method_code(record: RunRecord) -> str | None:
-    """The hash of the method source that made `record` (None for records that predate it)."""
-    method = record.plugins.get("method")
-    return method.get("source_sha256") if isinstance(method, dict) else None
+    """The hash of the code of the method that made `record` (`registry.provenance`; None for records that
+    predate it). Older records hashed the method's class bodies only: they are read, but their hash
+    matches no code now, so they are never reused."""
+    return _code(record, "method")
+
+
+def task_code(record: RunRecord) -> str | None:
+    """The hash of the code of the task that made `record`, as `method_code`."""
+    return _code(record, "task")
+
+
+def _code(record: RunRecord, kind: str) -> str | None:
+    entry = record.plugins.get(kind)
+    return entry.get("source_sha256") if isinstance(entry, dict) else None
 
 
 # --- writing ----------------------------------------------------------------------------------------

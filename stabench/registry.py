@@ -1,6 +1,7 @@
 """One generic registry (methods, tasks), plugin loading, and where each entry's code came from."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -124,21 +125,63 @@ def _redefinition(old: type, new: type) -> bool:
 
 def provenance(entry) -> dict[str, Any]:
     """Where an entry's code came from, for the run record: `origin` (`built-in`, a module, or the file
-    a plugin was loaded from) and `source_sha256`, a hash of the source of every class it is made of
-    (None where the source cannot be read, as in a notebook)."""
-    classes = [cls for cls in type(entry).__mro__ if cls is not object]
+    a plugin was loaded from) and `source_sha256`, a hash of the code it runs: the stabench package's
+    sources (`package_code`), plus, for a plugin, the whole source of every module its classes come from
+    (None where a class's source cannot be read, as in some notebooks)."""
     module = type(entry).__module__
     if module.startswith("stabench."):
         origin = "built-in"
     else:
         origin = getattr(sys.modules.get(module), "__file__", None) or module
-    digest = hashlib.sha256()
-    for cls in classes:
-        try:
-            digest.update(inspect.getsource(cls).encode())
-        except (OSError, TypeError):
+    digest = hashlib.sha256(package_code().encode())
+    for cls in type(entry).__mro__:
+        if cls.__module__ in ("builtins", "stabench") or cls.__module__.startswith("stabench."):
+            continue  # Python's own (its version is recorded) or in package_code
+        source = _module_code(cls)
+        if source is None:
             return {"origin": str(origin), "source_sha256": None}
+        digest.update(source.encode())
     return {"origin": str(origin), "source_sha256": digest.hexdigest()[:16]}
+
+
+@functools.cache
+def package_code() -> str:
+    """A hash of every .py file of the stabench package (`sources_code`): the code that built-in methods
+    and tasks run, module-level helpers included (read once per process)."""
+    return sources_code(Path(__file__).parent)
+
+
+def sources_code(root: Path) -> str:
+    """A hash of every .py file under `root` with its path relative to `root`, in a stable order: the
+    same wherever the folder is."""
+    root = Path(root)
+    digest = hashlib.sha256()
+    for file in sorted(root.rglob("*.py"), key=lambda file: file.relative_to(root).as_posix()):
+        content = file.read_bytes()
+        digest.update(f"{file.relative_to(root).as_posix()}\0{len(content)}\0".encode() + content)
+    return digest.hexdigest()
+
+
+_MODULE_CODE: dict[str, tuple[Any, str]] = {}  # module name -> (the module object hashed, its hash)
+
+
+def _module_code(cls: type) -> str | None:
+    """A hash of the whole source file of the module that defines `cls`, read the first time this module
+    object is asked about (a module imported afresh is read afresh); else of the class's own source (a
+    notebook cell); None if neither can be read."""
+    module = sys.modules.get(cls.__module__)
+    known = _MODULE_CODE.get(cls.__module__)
+    if module is not None and known is not None and known[0] is module:
+        return known[1]
+    file = getattr(module, "__file__", None)
+    try:
+        source = Path(file).read_bytes() if file else inspect.getsource(cls).encode()
+    except (OSError, TypeError):
+        return None
+    code = hashlib.sha256(source).hexdigest()
+    if file:
+        _MODULE_CODE[cls.__module__] = (module, code)
+    return code
 
 
 def load_plugin(spec: str) -> None:

@@ -6,7 +6,7 @@ A snapshot is taken at an evaluation once `every_seconds` of wall-clock have pas
 written atomically next to the run locks (`OUT/.partial/`), and deleted once the run's record is
 written finished or failed (never before: a record that cannot be written leaves the snapshot to go on
 from). It carries its cell's identity and is resumed only by that cell, under the settings it was taken
-with (same method code, device type, threads, tracking and checkpoints); otherwise the run starts again
+with (same method and task code, device type, threads, tracking and checkpoints); otherwise the run starts again
 from step 0 and says why in one line, which also goes into the record's notes.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 from stabench.errors import one_line
 
 SNAPSHOT_SECONDS = 300.0  # wall-clock between snapshots: a stopped run loses at most about this much
+SNAPSHOT_DIR = ".partial"  # under a run's `out`
 
 
 class Snapshots:
@@ -97,7 +98,7 @@ class Snapshots:
 
 
 def snapshot_path(out: Path, task: str, method: str, run_id: str) -> Path:
-    return Path(out) / ".partial" / f"{task}.{method}.{run_id}.pt"
+    return Path(out) / SNAPSHOT_DIR / f"{task}.{method}.{run_id}.pt"
 
 
 def outdated(out: Path, cell: dict[str, Any]) -> Iterator[tuple[Path, str]]:

@@ -21,10 +21,10 @@ from stabench.errors import NotApplicable, StabenchError, one_line
 from stabench.landscape import landscape as analyse_landscape
 from stabench.locks import exclusive
 from stabench.records import (
-    FINISHED, RunRecord, is_record, method_code, read_record, run_directory, versions, write_run,
+    FINISHED, RunRecord, is_record, method_code, read_record, run_directory, task_code, versions, write_run,
 )
 from stabench.registry import provenance
-from stabench.resume import Snapshots, outdated, snapshot_path
+from stabench.resume import SNAPSHOT_DIR, Snapshots, outdated, snapshot_path
 from stabench.spectra import TRACKED_COLUMNS, SpectrumTooSlow, SpectrumTracker, game_spectrum
 
 # The end-of-run spectrum of a large game (Arnoldi) gets about this long; `stabench spectrum --at RUN_DIR`
@@ -328,7 +328,8 @@ def check_out(out: str | Path) -> Path:
 
 
 def check_writable(out: Path) -> None:
-    """`out` exists or can be made, and takes files: found before training, not after."""
+    """`out` exists or can be made, takes files, and has no file where snapshots go: found before training,
+    not after."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -336,6 +337,9 @@ def check_writable(out: Path) -> None:
             pass
     except OSError as error:
         raise StabenchError(f"cannot write run records under `{out}`: {error.strerror or error}") from None
+    snapshots = out / SNAPSHOT_DIR
+    if snapshots.exists() and not snapshots.is_dir():
+        raise StabenchError(f"`{snapshots}` is a file where run snapshots are kept: move it away")
 
 
 DEFAULT_THREADS = 1  # per run on the CPU; see `threads_for`
@@ -370,7 +374,7 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
     states are kept in the record for `stabench spectrum --at RUN_DIR --step S`. With `landscape`, a
     finished run also gets the rotation-against-potential analysis (`stabench.landscape`).
 
-    A finished record (completed or diverged) of the same run_id, made by the same method code, is
+    A finished record (completed or diverged) of the same run_id, made by the same method and task code, is
     returned as it is (`reused`), without training, unless `force`. A finished record is only ever
     replaced by a finished attempt. A run that diverges,
     fails or is interrupted is still recorded; Ctrl-C is raised again once the record is written, and a
@@ -438,7 +442,7 @@ def _build(cell: Cell, torch_device: torch.device, record: RunRecord):
 def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool, spectrum: bool,
          force: bool, spectrum_every: int, checkpoints: int, notes: tuple[str, ...], snapshots: Snapshots) -> RunRecord:
     previous = finished_record(directory)
-    if previous is not None and made_by(previous, cell.method) and not force:
+    if previous is not None and made_by(previous, cell.method, cell.task) and not force:
         if snapshots.path.is_file():  # of an interrupted `--force` attempt: this command takes the record instead
             snapshots.discard()
             warnings.warn(f"the snapshot of an interrupted attempt at {snapshots.path} is deleted: the "
@@ -534,9 +538,11 @@ def record_failure(cell: Cell, out: str | Path, error: str) -> None:
     write_run(directory, record)
 
 
-def made_by(record: RunRecord, method) -> bool:
-    """`record` was written by the code `method` runs now (the hash of its source)."""
-    return method_code(record) == provenance(method)["source_sha256"]
+def made_by(record: RunRecord, method, task) -> bool:
+    """`record` was written by the code that `method` and `task` run now (`registry.provenance`); a
+    record of code that cannot be hashed never was."""
+    running = provenance(method)["source_sha256"], provenance(task)["source_sha256"]
+    return None not in running and (method_code(record), task_code(record)) == running
 
 
 def finished_record(directory: Path) -> RunRecord | None:

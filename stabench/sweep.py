@@ -4,10 +4,11 @@ On a CUDA device the seeds of each (method, task, settings) are one job, trained
 (`stabench.batched`); on the CPU every cell is a job of its own.
 
 A cell whose record under `out` already says `completed` or `diverged` (same run_id, so the same
-method and version, task, hyperparameters, seed and budget), written by the same method code, is
-skipped: rerunning an interrupted sweep runs only what is missing; a `failed` or `interrupted` cell,
-or one whose method's source changed since, is run again. Every cell writes its own record, so a
-cell that fails never stops the others.
+method and version, task, hyperparameters, seed and budget), written by the same method and task code
+(`registry.provenance`), is skipped: rerunning an interrupted sweep runs only what is missing; a
+`failed` or `interrupted` cell, or one whose method's or task's code changed since, is run again.
+Every cell writes its own record, so a cell that fails never stops the others; on Ray, so does a cell
+whose worker crashed.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import multiprocessing.connection
 import os
 import re
 import signal
+import threading
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from stabench.locks import exclusive
 from stabench.methods import METHODS
 from stabench.records import run_directory
 from stabench.registry import load_plugins
-from stabench.runner import finished_record, made_by, record_failure, run, threads_for
+from stabench.runner import check_writable, finished_record, made_by, record_failure, run, threads_for
 from stabench.seeds import check_seed
 from stabench.tasks import TASKS
 
@@ -122,9 +124,9 @@ def plan(methods: Iterable[str], tasks: Iterable[str], seeds: Iterable[int], *, 
 
 
 def finished(cell: SweepCell) -> bool:
-    """The cell has a finished record, made by the method code registered now."""
+    """The cell has a finished record, made by the method and task code registered now."""
     record = finished_record(cell.directory)
-    return record is not None and made_by(record, METHODS.get(cell.method))
+    return record is not None and made_by(record, METHODS.get(cell.method), TASKS.get(cell.task))
 
 
 @dataclass(frozen=True)
@@ -229,12 +231,7 @@ def _local(todo: list[tuple[SweepCell, ...]], workers: int, plugins: tuple[str, 
                 results = _result(receiver)
                 process.join()
                 if results is None:
-                    error = f"its worker process died without a result (exit code {process.exitcode})"
-                    for cell in job:
-                        record_failure(resolve(cell.method, cell.task, seed=cell.seed, budget=cell.budget,
-                                               steps=cell.steps, overrides=cell.overrides, recipe=cell.recipe),
-                                       cell.out, error)
-                    results = [(cell, "failed", error) for cell in job]
+                    results = _failed(job, f"its worker process died without a result (exit code {process.exitcode})")
                 yield from results
     finally:
         for process, _, _ in running.values():
@@ -245,27 +242,62 @@ def _local(todo: list[tuple[SweepCell, ...]], workers: int, plugins: tuple[str, 
                 process.kill()
 
 
+def _failed(job: tuple[SweepCell, ...], error: str) -> list[tuple[SweepCell, str, str | None]]:
+    """Record the cells of `job` as failed with `error` (their worker could not say so itself)."""
+    for cell in job:
+        record_failure(resolve(cell.method, cell.task, seed=cell.seed, budget=cell.budget, steps=cell.steps,
+                               overrides=cell.overrides, recipe=cell.recipe), cell.out, error)
+    return [(cell, "failed", error) for cell in job]
+
+
 def _ray(todo: list[tuple[SweepCell, ...]], address: str | None, plugins: tuple[str, ...],
          options: CellOptions) -> Iterator[tuple[SweepCell, str, str | None]]:
     """One Ray task per job, with one GPU each where the cluster has GPUs. On a cluster of several
-    machines `out` (and any plugin file) must be on storage that every node sees."""
+    machines `out` (and any plugin file) must be on storage that every node sees.
+
+    A task that Ray cannot finish (its worker crashed or was killed for memory, its node died) leaves its
+    cells recorded as failed, and the sweep goes on. Ctrl-C or SIGTERM cancels the tasks: as with local
+    workers, a cell being trained records itself as interrupted."""
     try:
         import ray
     except ImportError:
         raise StabenchError("the Ray backend needs Ray: pip install 'stabench[ray]'") from None
     started_here = not ray.is_initialized()
     if started_here:
+        on_sigterm = signal.getsignal(signal.SIGTERM)
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        if on_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_sigterm)  # Ray's own handler exits before the cells are recorded
+    pending = []
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_ray_job)
-        pending = [task.remote(job, plugins, options) for job in todo]
+        job_of = {task.remote(job, plugins, options): job for job in todo}
+        pending = list(job_of)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            yield from ray.get(done[0])
+            try:
+                results = ray.get(done[0])
+            except ray.exceptions.RayError as error:
+                results = _failed(job_of[done[0]], f"its Ray task failed: {_one_line(error)}")
+            yield from results
     finally:
-        if started_here:
-            ray.shutdown()
+        try:
+            for reference in pending:
+                ray.cancel(reference)  # a KeyboardInterrupt in a running cell, which records it as interrupted
+            if pending:
+                ray.wait(pending, num_returns=len(pending), timeout=60)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def _one_line(error: Exception) -> str:
+    """`error` as `Type: first line`; for an exception the task raised, Ray's wrapper gives way to it."""
+    cause = getattr(error, "cause", None)
+    shown = cause if isinstance(cause, BaseException) else error
+    lines = str(shown).strip().splitlines()
+    return f"{type(shown).__name__}: {lines[0] if lines else ''}"
 
 
 def _ray_job(job: tuple[SweepCell, ...], plugins: tuple[str, ...], options: CellOptions):
@@ -294,6 +326,8 @@ def sweep(cells: list[SweepCell], *, workers: int | None = None, backend: str = 
     batched = pick_device(device).type == "cuda" and not landscape
     options = CellOptions(device, spectrum, threads, spectrum_every, landscape, batched)
     outs = sorted({cell.out for cell in cells})
+    for out in outs:
+        check_writable(out)
     with contextlib.ExitStack() as locks:
         for out in outs:
             locks.enter_context(exclusive(Path(out) / ".sweep.lock", f"`{out}` is in use by another sweep"))
