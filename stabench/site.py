@@ -90,9 +90,13 @@ POLICY = (f"default-src 'none'; img-src 'self'; style-src {_hash(STYLE)}; script
           "base-uri 'none'; form-action 'none'")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and line feed, which HTML takes as spaces
+
+
 def escape(text) -> str:
-    """Text from a record as HTML text or attribute value: nothing in it becomes markup."""
-    return html.escape(str(text), quote=True)
+    """Text from a record as HTML text or attribute value: nothing in it becomes markup, and a control
+    character (ESC, BEL, NUL) shows as �."""
+    return html.escape(_CONTROL.sub("\ufffd", str(text)), quote=True)
 
 
 def code(text: str) -> str:

@@ -276,24 +276,37 @@ _LATEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "%": r"
           "$": r"\$", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}"}
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """`text` with each control character (a line break, a carriage return, ESC, BEL, NUL) shown as �: no
+    reader's table, heading, spreadsheet or terminal acts on one. Names never hold one (`names.NAME`); other
+    text from a record may."""
+    return _CONTROL.sub("\ufffd", str(text))
+
+
 def escape_markdown(text: str) -> str:
     """Text for a Markdown table cell: HTML is shown, not run, and no Markdown syntax that matters in a
-    cell (links and images, code, emphasis with *, strike-through, the cell separator) takes effect;
-    underscores and parentheses stay readable (GitHub's Markdown ignores them inside words)."""
-    return html.escape(str(text), quote=False).translate(_MARKDOWN)
+    cell (links and images, code, emphasis with *, strike-through, the cell separator) takes effect, nor a
+    line break (see `visible`); underscores and parentheses stay readable (GitHub's Markdown ignores them
+    inside words)."""
+    return html.escape(visible(text), quote=False).translate(_MARKDOWN)
 
 
 def escape_latex(text: str) -> str:
     """Text for LaTeX: every special character printed, so no command (\\input, \\write18) can run."""
-    return "".join(_LATEX.get(character, character) for character in str(text))
+    return "".join(_LATEX.get(character, character) for character in visible(text))
 
 
 def escape_csv(value):
-    """A CSV cell a spreadsheet shows as text: a string starting with =, +, -, @ or a tab or carriage return
-    would be taken for a formula, so it gets a leading apostrophe; numbers pass as they are."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """A CSV cell a spreadsheet shows as text: control characters shown as � (a lone carriage return would
+    start a row whose first cell is a formula; see `visible`), and a string starting with =, +, -, @ gets a
+    leading apostrophe; numbers pass as they are."""
+    if not isinstance(value, str):
+        return value
+    value = visible(value)
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
 def csv_text(frame: pd.DataFrame) -> str:
@@ -301,7 +314,7 @@ def csv_text(frame: pd.DataFrame) -> str:
     return frame.map(escape_csv).to_csv(index=False)
 
 
-_ESCAPE = {"md": escape_markdown, "html": lambda s: html.escape(str(s)), "latex": escape_latex}
+_ESCAPE = {"md": escape_markdown, "html": lambda s: html.escape(visible(s)), "latex": escape_latex}
 _BOLD = {"md": "**{}**", "html": "<b>{}</b>", "latex": "\\textbf{{{}}}"}
 _ARROW = {"md": {"max": " ↑", "min": " ↓"}, "html": {"max": " ↑", "min": " ↓"},
           "latex": {"max": " $\\uparrow$", "min": " $\\downarrow$"}}
