@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from stabench.table import Aggregate, aggregate_cells, aggregate_notes, table_cells, table_notes
+from stabench.table import Aggregate, aggregate_cells, aggregate_notes, table_cells, table_notes, without_attrs
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 0 auto;
@@ -165,7 +165,7 @@ def leaderboard_section(name: str, table: pd.DataFrame, records: dict[str, list[
     """A group's leaderboard (the cells of `table.table_cells`), a column of links to each row's records
     (`records`, by method label), its notes and figures."""
     header, body = table_cells(table, "html")
-    metrics = table.attrs["metrics"]
+    metrics, table = table.attrs["metrics"], without_attrs(table)
     keys = [[None, row["seeds"], row["diverged_or_failed"], *(row[m] for m in metrics), row["wall_seconds"],
              row["steps_per_second"], None] for _, row in table.iterrows()]
     body = [cells + [_links(records.get(method, []))] for cells, method in zip(body, table["method"])]

@@ -97,12 +97,8 @@ def _directions(runs: pd.DataFrame, task: str) -> dict[str, str]:
     """The task's metric directions as its records state them (the newest record's where they differ)."""
     of_task = runs[runs.task == task].sort_values("started_at", na_position="first")
     columns = [c for c in of_task if c.startswith("direction.")]
-    directions = {}
-    for column in columns:
-        stated = of_task[column].dropna()
-        if len(stated):
-            directions[column[len("direction."):]] = stated.iloc[-1]
-    return directions
+    newest = of_task[columns].ffill().iloc[-1] if len(of_task) and columns else pd.Series(dtype=object)
+    return {column[len("direction."):]: stated for column, stated in newest.items() if isinstance(stated, str)}
 
 
 def metric_names(runs: pd.DataFrame, task: str) -> list[str]:
@@ -196,13 +192,14 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
             ran = of_variant[of_variant.status != "failed"]  # a failed run has no numbers, only its share
             row = {"method": variant, "seeds": len(of_variant),
                    "diverged_or_failed": float((of_variant.status != "completed").mean())}
+            present = set(ran.columns)
             for metric in shown:
                 column, defined = f"metrics.{metric}", f"metrics.{metric}_defined"
-                values = ran[column].dropna().to_numpy(float) if column in ran else np.array([])
+                values = ran[column].dropna().to_numpy(float) if column in present else np.array([])
                 estimate = stats.mean_interval(values) if len(values) else stats.Estimate(math.nan, math.nan,
                                                                                            math.nan, None)
                 undefined = 0
-                if {column, defined} <= set(ran):
+                if {column, defined} <= present:
                     undefined = int((ran.loc[ran[column].notna(), defined] < 1).sum())
                 row |= {metric: estimate.value, f"{metric}_low": estimate.low, f"{metric}_high": estimate.high,
                         f"{metric}_interval": estimate.method, f"{metric}_n": len(values), f"{metric}_best": False,
@@ -252,13 +249,22 @@ def _real_data_row(group: pd.DataFrame, shown: list[str]) -> list[dict]:
     return [row]
 
 
+def without_attrs(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` (not copied) without its `attrs`: pandas deep-copies them into every column or row it hands
+    out, so reading a table of thousands of metrics, whose attrs name them all, took minutes."""
+    plain = table.copy(deep=False)
+    plain.attrs = {}
+    return plain
+
+
 def long_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Leaderboards as one long frame, a row per group, method and metric: columns `LONG`."""
     parts = []
     for table in tables.values():
+        attrs, table = table.attrs, without_attrs(table)
         base = table[["method", "seeds", "diverged_or_failed", "wall_seconds", "steps_per_second"]]
-        for m in table.attrs["metrics"]:
-            parts.append(base.assign(**table.attrs["group"], metric=m, direction=table.attrs["directions"].get(m),
+        for m in attrs["metrics"]:
+            parts.append(base.assign(**attrs["group"], metric=m, direction=attrs["directions"].get(m),
                                      mean=table[m], low=table[f"{m}_low"], high=table[f"{m}_high"],
                                      interval=table[f"{m}_interval"], n=table[f"{m}_n"], best=table[f"{m}_best"],
                                      undefined=table[f"{m}_undefined"]))
@@ -352,16 +358,16 @@ def _marked_notes(fmt: str, few: bool, fallback: bool) -> list[str]:
 
 def _made_by(table: pd.DataFrame, metrics, *methods: str) -> bool:
     """Some cell of `metrics` in `table` has its interval made by one of `methods` (`stats.BCA`, ...)."""
-    return any(table[f"{m}_interval"].isin(methods).any() for m in metrics)
+    return bool(table[[f"{m}_interval" for m in metrics]].isin(methods).to_numpy().any())
 
 
 def table_notes(table: pd.DataFrame, fmt: str) -> str:
     """The notes under a leaderboard in `fmt`: what its `_lastN` columns and intervals are, what each mark on
     its cells means (†, ‡, §), and the ceiling of a metric that real data scores below its best."""
-    shown, escape = table.attrs["metrics"], _ESCAPE[fmt]
+    shown, escape, table = table.attrs["metrics"], _ESCAPE[fmt], without_attrs(table)
     windows = dict.fromkeys(found.group(1) for found in map(SMOOTHED.search, shown) if found)
     notes = [escape(f"_last{n}: a metric's mean over a run's last {n} evaluations.") for n in windows]
-    counts = pd.concat([table[f"{m}_n"] for m in shown]) if shown else pd.Series(dtype=int)
+    counts = table[[f"{m}_n" for m in shown]].to_numpy().ravel()
     if _made_by(table, shown, stats.BCA, stats.PERCENTILE):
         notes.append(escape(INTERVALS))
     marked = [m for m in shown if table[f"{m}_undefined"].any()]
@@ -374,8 +380,8 @@ def table_notes(table: pd.DataFrame, fmt: str) -> str:
     if _made_by(table, shown, stats.EQUAL):
         notes.append(escape(EQUAL_NOTE.format("seed")))
     notes += [escape(CEILINGS[m]) for m in dict.fromkeys(SMOOTHED.sub("", m) for m in shown) if m in CEILINGS]
-    mixed = [f"{row.method} ({row.mixed_versions})" for row in table.itertuples()
-             if isinstance(getattr(row, "mixed_versions", None), str) and row.mixed_versions]
+    mixed = [f"{method} ({versions})" for method, versions in zip(table["method"], table.get("mixed_versions", ()))
+             if isinstance(versions, str) and versions]
     if mixed:
         notes.append(escape("Library versions differ between the seeds of: " + "; ".join(mixed) + "."))
     if (table["method"] == REAL_DATA).any():
@@ -388,9 +394,10 @@ def table_cells(table: pd.DataFrame, fmt: str) -> tuple[list[str], list[list[str
     """A leaderboard's header and body cells, escaped for `fmt` (md, html or latex): a metric is
     `mean [low, high]`, `(n/seeds)` when some runs have no value, marked † (a seed's value set by convention),
     ‡ (fewer than `MIN_SEEDS` seeds), § (a percentile interval), the best in bold; ↑/↓ its direction."""
-    escape, directions = _ESCAPE[fmt], table.attrs["directions"]
+    escape, directions, metrics, table = _ESCAPE[fmt], table.attrs["directions"], table.attrs["metrics"], \
+        without_attrs(table)
     header = ["method", "seeds", "diverged or failed",
-              *(escape(m) + _ARROW[fmt].get(directions.get(m), "") for m in table.attrs["metrics"]),
+              *(escape(m) + _ARROW[fmt].get(directions.get(m), "") for m in metrics),
               "wall s", "steps/s"]
     body = []
     for _, row in table.iterrows():
@@ -399,7 +406,7 @@ def table_cells(table: pd.DataFrame, fmt: str) -> tuple[list[str], list[list[str
         else:
             cells = [escape(row["method"]), str(row["seeds"]),
                      f"{row['diverged_or_failed']:.0%}".replace("%", escape("%"))]
-        for m in table.attrs["metrics"]:
+        for m in metrics:
             n = row[f"{m}_n"]
             text = _estimate(row[m], row[f"{m}_low"], row[f"{m}_high"], row[f"{m}_interval"])
             text += f" ({n}/{row['seeds']})" if 0 < n < row["seeds"] else ""
