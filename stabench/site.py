@@ -165,10 +165,10 @@ def leaderboard_section(name: str, table: pd.DataFrame, records: dict[str, list[
     """A group's leaderboard (the cells of `table.table_cells`), a column of links to each row's records
     (`records`, by method label), its notes and figures."""
     header, body = table_cells(table, "html")
-    metrics, table = table.attrs["metrics"], without_attrs(table)
+    metrics, plain = table.attrs["metrics"], without_attrs(table)
     keys = [[None, row["seeds"], row["diverged_or_failed"], *(row[m] for m in metrics), row["wall_seconds"],
-             row["steps_per_second"], None] for _, row in table.iterrows()]
-    body = [cells + [_links(records.get(method, []))] for cells, method in zip(body, table["method"])]
+             row["steps_per_second"], None] for _, row in plain.iterrows()]
+    body = [cells + [_links(records.get(method, []))] for cells, method in zip(body, plain["method"])]
     numeric = [False, *[True] * (len(header) - 1), False]
     return Section(name, sortable("table-" + anchor(name), [*header, "records"], body, keys, numeric),
                    table_notes(table, "html"), figures)
