@@ -16,7 +16,7 @@ import pandas as pd
 
 from stabench import stats
 from stabench.errors import StabenchError, did_you_mean
-from stabench.records import LIBRARIES, RunRecord, find_records
+from stabench.records import LIBRARIES, RUN_FILE, RunRecord, find_records
 
 IDENTITY = ["run_id", "method", "recipe", "method_version", "task", "task_version", "seed", "budget", "steps_planned",
             "steps_overridden", "status", "device", "threads", "data_source"]
@@ -64,12 +64,15 @@ def load_runs(path) -> pd.DataFrame:
     `timing.*`, `spectrum.*`, `data.*`, `versions.*`, `direction.*` (the task's metric directions, as
     recorded), error and path.
 
-    A record that cannot be read is skipped with a warning; a run found twice is kept once.
+    A record that cannot be read is skipped with a warning; a run found twice is kept once; a record of a task
+    version newer than the registered task's is kept (in a group of its own) with a warning.
     """
     root = Path(path)
     if not root.is_dir():
         raise StabenchError(f"no results folder at `{root}`")
-    rows = [_row(record) for record in find_records(root)]
+    records = list(find_records(root))
+    _warn_newer_versions(records)
+    rows = [_row(record) for record in records]
     if not rows:
         return pd.DataFrame(columns=IDENTITY)
     frame = pd.DataFrame(rows)
@@ -80,6 +83,24 @@ def load_runs(path) -> pd.DataFrame:
                       f"at {', '.join(first.path)}); keeping the latest copy of each", stacklevel=2)
     frame = frame.sort_values("started_at", na_position="first").drop_duplicates("run_id", keep="last")
     return frame.sort_values(["task", "method", "seed"]).reset_index(drop=True)
+
+
+def _warn_newer_versions(records: list[RunRecord]) -> None:
+    """One warning naming each record made by a newer version of its task than the one registered here (a
+    newer stabench or plugin: these numbers may not mean what this version's do). Unregistered tasks pass."""
+    from stabench.tasks import TASKS
+
+    known = {}
+    for record in records:
+        if record.task not in known:
+            try:
+                known[record.task] = TASKS.get(record.task).version
+            except StabenchError:
+                known[record.task] = None
+        if known[record.task] is not None and record.task_version > known[record.task]:
+            warnings.warn(f"run record {record.path / RUN_FILE}: task `{record.task}` version {record.task_version} "
+                          f"is newer than this stabench's ({known[record.task]}); tabulated on its own",
+                          stacklevel=3)
 
 
 def _plain(value):
