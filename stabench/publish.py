@@ -625,8 +625,8 @@ def _swap(build: Path, to: Path) -> None:
 
 def _recover(to: Path) -> None:
     """Finish what a publish killed in `to` left: a swap it began is completed, its other folders removed."""
-    for child in sorted(to.iterdir()):
-        for prefix in (_BUILDING, _RETIRED):
+    for prefix in (_BUILDING, _RETIRED):  # a swap to finish needs the old entries it set aside
+        for child in sorted(to.iterdir()):
             pid = child.name.removeprefix(prefix)
             if child.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
                 if prefix == _BUILDING and (child / _BUILT).is_file() and (to / f"{_RETIRED}{pid}").is_dir():

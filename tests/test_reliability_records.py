@@ -3,6 +3,9 @@ character or linked file reaching a reader, and a publication swapped in whole (
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 import warnings
 import zlib
@@ -15,7 +18,7 @@ import stabench
 from stabench.errors import StabenchError
 from stabench.methods import METHODS
 from stabench.methods.vanilla import Vanilla
-from stabench.publish import publish
+from stabench.publish import _recover, publish
 from stabench.recipes import recipes, register_recipe
 from stabench.records import CURVE_FILE, RUN_FILE
 from stabench.table import csv_text, escape_csv, escape_latex, escape_markdown, load_runs, render
@@ -231,6 +234,46 @@ def test_an_interrupted_publish_leaves_the_old_publication_whole(tmp_path, monke
     monkeypatch.undo()
     publish(runs, out)
     assert "sga" in (out / "LEADERBOARD.md").read_text() and "sga" in set(load_runs(out / "records").method)
+    assert not [name for name in os.listdir(out) if name.startswith(".")]
+
+
+KILLED_MID_SWAP = """
+import os, signal, sys
+import stabench.publish as publish
+
+swap, replace = publish._swap, os.replace
+
+
+def killing_swap(build, to):
+    moved = []
+
+    def replace_then_die(source, target):
+        replace(source, target)
+        moved.append(target)
+        if len(moved) == 4:  # LEADERBOARD.md and leaderboard.csv set aside and replaced: then kill -9
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    os.replace = replace_then_die
+    swap(build, to)
+
+
+publish._swap = killing_swap
+publish.publish(sys.argv[1], sys.argv[2])
+"""
+
+
+def test_a_publish_killed_mid_swap_is_finished_by_the_next(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    good_runs(runs)
+    publish(runs, out)
+    write_record(runs, "sga", 0)
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_SWAP, str(runs), str(out)], capture_output=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert "sga" in (out / "LEADERBOARD.md").read_text() and "sga" not in set(load_runs(out / "records").method)
+    _recover(out)  # what the next publish does first
+    assert "sga" in set(load_runs(out / "records").method) and "sga" in (out / "site" / "index.html").read_text()
+    assert "sga" in (out / "LEADERBOARD.md").read_text()
     assert not [name for name in os.listdir(out) if name.startswith(".")]
 
 
