@@ -583,8 +583,9 @@ def publish(results_dir="results/runs", to="results", command: str | None = None
     except OSError as error:
         raise StabenchError(f"cannot publish to `{to}`: {error.strerror or error}") from None
     finally:
-        if not (build / _BUILT).is_file() or not (to / f"{_RETIRED}{os.getpid()}").is_dir():
-            shutil.rmtree(build, ignore_errors=True)  # a swap cut short is finished by the next publish
+        if not (build / _BUILT).is_file():  # never built, or swapped; a swap cut short is finished by `_recover`
+            shutil.rmtree(build, ignore_errors=True)
+            shutil.rmtree(to / f"{_RETIRED}{os.getpid()}", ignore_errors=True)
     return [to / path.relative_to(build) for path in written]
 
 
@@ -620,15 +621,17 @@ def _swap(build: Path, to: Path) -> None:
                 os.replace(to / name, retired / name)
             if name in built:
                 os.replace(build / name, to / name)
+        (build / _BUILT).unlink()  # swapped: nothing left to finish
     shutil.rmtree(retired, ignore_errors=True)
 
 
 def _recover(to: Path) -> None:
-    """Finish what a publish killed in `to` left: a swap it began is completed, its other folders removed."""
+    """Finish what an earlier publish into `to` left, killed or stopped by an error (in this process, or in one
+    that is gone): a swap it began is completed, its other folders removed."""
     for prefix in (_BUILDING, _RETIRED):  # a swap to finish needs the old entries it set aside
         for child in sorted(to.iterdir()):
             pid = child.name.removeprefix(prefix)
-            if child.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+            if child.name.startswith(prefix) and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
                 if prefix == _BUILDING and (child / _BUILT).is_file() and (to / f"{_RETIRED}{pid}").is_dir():
                     _swap(child, to)
                 shutil.rmtree(child, ignore_errors=True)
