@@ -214,7 +214,8 @@ def publish(results, destination, command, plugins):
     try:
         written = write_leaderboard(results, destination, command=command)
     except KeyboardInterrupt:
-        click.echo(f"stabench: publish interrupted; `{destination}` keeps a whole publication, never half of one", err=True)
+        click.echo(f"stabench: publish interrupted; `{destination}` keeps a whole publication, never half of one",
+                   err=True)
         sys.exit(130)
     for path in written:
         click.echo(f"wrote {path}")
