@@ -447,15 +447,15 @@ def slugs(names: list[str]) -> dict[str, str]:
 
 RECORDS, SITE = "records", "site"
 COPIED = (RUN_FILE, CURVE_FILE)  # the evidence behind a number; never state.pt, checkpoints or pictures
-_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
 
 
 def _component(name: str) -> str:
-    """`name` as one folder name: itself where it is plain, else its plain characters and a short hash (a
-    method named `../x` or `.hidden` from a shared record stays inside the folder and stays readable)."""
+    """`name` as one folder name: itself where it is plain, else its plain characters (at most 100) and a short
+    hash. Records with other names are skipped where they are read (`names.NAME`); this is defence in depth."""
     if _SAFE.fullmatch(name):
         return name
-    plain = re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip(".-") or "x"
+    plain = re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip(".-")[:100] or "x"
     return f"{plain}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
 
 
