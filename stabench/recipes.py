@@ -38,6 +38,8 @@ def register_recipe(name: str, task: str, methods: dict[str, dict[str, Any]], so
                     settings: dict[str, Any] | None = None, budgets: dict[str, Budget] | None = None) -> Recipe:
     """Add (or replace) recipe `name`: shared `settings` plus each method's own in `methods`, with its source."""
     check_name("recipe", name)
+    for budget in budgets or {}:
+        check_name("budget", budget)
     if not source:
         raise StabenchError(f"recipe `{name}` needs a source (a paper or a script)")
     if not methods:

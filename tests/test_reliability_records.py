@@ -132,6 +132,18 @@ def test_registration_refuses_a_name_outside_the_rule_in_one_line(name):
     assert name not in [recipe.name for recipe in recipes()]
 
 
+@pytest.mark.parametrize("name", ["Paper", "long run", "../x"])
+def test_a_budget_name_outside_the_rule_is_refused_where_it_is_registered(name):
+    """Budgets are names in records too: a plugin's budget that reading would refuse is refused up front."""
+    lq = type(TASKS.get("lq"))
+    budgets = {name: stabench.Budget(steps=2, eval_every=1)}
+    with pytest.raises(StabenchError, match="budget name"):
+        TASKS.register(type("Plugin", (lq,), {"name": "lq-budgets", "budgets": budgets})())
+    with pytest.raises(StabenchError, match="budget name"):
+        register_recipe("budgets", "mog", methods={"vanilla": {}}, source="a paper", budgets=budgets)
+    assert "lq-budgets" not in TASKS._entries and "budgets" not in [recipe.name for recipe in recipes()]
+
+
 @pytest.mark.parametrize("field", ["method", "task", "recipe", "budget", "run_id"])
 @pytest.mark.parametrize("name", ["../../evil", "x\r=cmd", "evil\n# heading", "bell\x07\x1b\x00"])
 def test_a_record_whose_name_breaks_the_rule_is_skipped_with_one_warning(tmp_path, field, name):
