@@ -213,15 +213,16 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
             ran = of_variant[of_variant.status != "failed"]  # a failed run has no numbers, only its share
             row = {"method": variant, "seeds": len(of_variant),
                    "diverged_or_failed": float((of_variant.status != "completed").mean())}
-            present = set(ran.columns)
-            for metric in shown:
-                column, defined = f"metrics.{metric}", f"metrics.{metric}_defined"
-                values = ran[column].dropna().to_numpy(float) if column in present else np.array([])
+            # every metric's values at once (NaN where a run or the records have none): a column read per
+            # metric made a table of thousands of metrics take minutes
+            measured = ran.reindex(columns=[f"metrics.{m}" for m in shown]).to_numpy(float)
+            shares = ran.reindex(columns=[f"metrics.{m}_defined" for m in shown]).to_numpy(float)
+            for index, metric in enumerate(shown):
+                has = ~np.isnan(measured[:, index])
+                values = measured[has, index]
                 estimate = stats.mean_interval(values) if len(values) else stats.Estimate(math.nan, math.nan,
                                                                                            math.nan, None)
-                undefined = 0
-                if {column, defined} <= present:
-                    undefined = int((ran.loc[ran[column].notna(), defined] < 1).sum())
+                undefined = int((shares[has, index] < 1).sum())  # a share not recorded is no mark
                 row |= {metric: estimate.value, f"{metric}_low": estimate.low, f"{metric}_high": estimate.high,
                         f"{metric}_interval": estimate.method, f"{metric}_n": len(values), f"{metric}_best": False,
                         f"{metric}_undefined": undefined}
@@ -230,10 +231,15 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
                                "mixed_versions": mixed_versions(of_variant)})
         rows += _real_data_row(group, shown)
         table = pd.DataFrame(rows)
+        ranked = (table["method"] != REAL_DATA).to_numpy()
+        best = {}
         for metric, direction in directions.items():
-            means = table[metric].where(table["method"] != REAL_DATA)
-            if means.nunique() > 1:  # neither one method alone nor a tie of all is "best"
-                table[f"{metric}_best"] = means == (means.max() if direction == "max" else means.min())
+            means = np.where(ranked, table[metric].to_numpy(float), np.nan)
+            found = np.unique(means[~np.isnan(means)])
+            if len(found) > 1:  # neither one method alone nor a tie of all is "best"
+                best[f"{metric}_best"] = means == (found[-1] if direction == "max" else found[0])
+        if best:
+            table[list(best)] = pd.DataFrame(best, index=table.index)
         table.attrs = {"group": group.attrs["group"], "metrics": shown, "directions": directions}
         tables[name] = table
     return tables
