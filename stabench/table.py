@@ -116,16 +116,21 @@ def _unknown(problem: str, name: str, choices, what: str) -> StabenchError:
 
 def _directions(runs: pd.DataFrame, task: str) -> dict[str, str]:
     """The task's metric directions as its records state them (the newest record's where they differ)."""
-    of_task = runs[runs.task == task].sort_values("started_at", na_position="first")
-    columns = [c for c in of_task if c.startswith("direction.")]
-    newest = of_task[columns].ffill().iloc[-1] if len(of_task) and columns else pd.Series(dtype=object)
-    return {column[len("direction."):]: stated for column, stated in newest.items() if isinstance(stated, str)}
+    columns = [c for c in runs if c.startswith("direction.")]
+    of_task = runs.loc[runs.task == task, ["started_at", *columns]].sort_values("started_at", na_position="first")
+    stated = of_task[columns].to_numpy(object)
+    given = np.vectorize(lambda value: isinstance(value, str), otypes=[bool])(stated) if stated.size else \
+        np.zeros(stated.shape, bool)
+    newest = len(stated) - 1 - np.argmax(given[::-1], axis=0)  # the last row stating each column
+    return {column[len("direction."):]: stated[row, index]
+            for index, (column, row) in enumerate(zip(columns, newest)) if given[:, index].any()}
 
 
 def metric_names(runs: pd.DataFrame, task: str) -> list[str]:
     """The task's declared metrics, then any other metric its records hold."""
     of_task = runs[runs.task == task]
-    recorded = [c[len("metrics."):] for c in of_task if c.startswith("metrics.") and of_task[c].notna().any()]
+    columns = [c for c in of_task if c.startswith("metrics.")]
+    recorded = [c[len("metrics."):] for c, some in of_task[columns].notna().any().items() if some]
     directions = _directions(runs, task)
     return [*directions, *(m for m in recorded if m not in directions)]
 
