@@ -60,7 +60,6 @@ def skipped(root, bad: Path) -> pd.DataFrame:
         warnings.simplefilter("always")
         runs = load_runs(root)
     messages = [str(w.message) for w in caught]
-    assert [m for m in messages if "skipping run record" in m] == [m for m in messages if str(bad / RUN_FILE) in m]
     assert len(messages) == 1 and messages[0].startswith(f"skipping run record: {bad / RUN_FILE}"), messages
     assert len(runs) == 4
     return runs
