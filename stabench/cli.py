@@ -244,14 +244,19 @@ def table(results, task, metrics, fmt, aggregate, plugins):
     load_plugins(plugins)
     if aggregate and (task or metrics):
         raise StabenchError("`--aggregate` takes no --task or --metric: it covers every mode-coverage task")
-    runs = load_runs(results)
-    click.echo(render_aggregates(runs, fmt) if aggregate else render(runs, task, list(metrics) or None, fmt), nl=False)
+    try:
+        runs = load_runs(results)
+        text = render_aggregates(runs, fmt) if aggregate else render(runs, task, list(metrics) or None, fmt)
+    except KeyboardInterrupt:
+        click.echo("stabench: table interrupted; nothing was written", err=True)
+        sys.exit(130)
+    click.echo(text, nl=False)
 
 
 @cli.command()
 @click.option("--results", default="results/runs", show_default=True, type=click.Path(file_okay=False),
               help="Folder of run records (searched recursively).")
-@click.option("--to", "destination", default="results", show_default=True, type=click.Path(file_okay=False),
+@click.option("--to", "destination", default="results", show_default=True, type=click.Path(),
               help="Where LEADERBOARD.md, leaderboard.csv, aggregate.csv, figures/, records/ and site/ go.")
 @click.option("--command", "command", default=None,
               help="The command that made the runs, quoted in LEADERBOARD.md.")
@@ -261,7 +266,13 @@ def publish(results, destination, command, plugins):
     from stabench.publish import publish as write_leaderboard
 
     load_plugins(plugins)
-    for path in write_leaderboard(results, destination, command=command):
+    try:
+        written = write_leaderboard(results, destination, command=command)
+    except KeyboardInterrupt:
+        click.echo(f"stabench: publish interrupted; `{destination}` keeps a whole publication, never half of one",
+                   err=True)
+        sys.exit(130)
+    for path in written:
         click.echo(f"wrote {path}")
 
 

@@ -2,13 +2,17 @@
 behind every number."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import os
 import platform
 import re
 import shlex
 import shutil
+import signal
 import textwrap
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -21,7 +25,7 @@ from stabench import stats
 from stabench.errors import StabenchError
 from stabench.plots import interval_plot, path_angle_axes, profile_plot, subplots
 from stabench.records import (CURVE_FILE, LIBRARIES, PATH_ANGLE_FILE, RUN_FILE, SAMPLES_FILE, SPECTRUM_FILE,
-                              TRACK_FILE, read_rows, write_atomically, write_file_atomically)
+                              TRACK_FILE, _alive, read_rows, write_atomically, write_file_atomically)
 from stabench.site import Link, aggregate_section, code, leaderboard_section, page
 from stabench.site import escape as site_escape
 from stabench.table import (Aggregate, aggregates, csv_text, escape_markdown, format_aggregate, format_table, groups,
@@ -81,7 +85,7 @@ def samples_grid(runs: pd.DataFrame, title: str, path: Path) -> bool:
     """The final samples.png of each variant's lowest seed, side by side; False when no run has one."""
     from matplotlib.image import imread
 
-    have = runs.loc[[(Path(p) / SAMPLES_FILE).is_file() and readable_picture(Path(p) / SAMPLES_FILE)
+    have = runs.loc[[regular_file(Path(p) / SAMPLES_FILE) and readable_picture(Path(p) / SAMPLES_FILE)
                      for p in runs.path]]
     firsts = have.sort_values("seed").drop_duplicates("variant").sort_values("variant")
     if firsts.empty:
@@ -101,9 +105,10 @@ def samples_grid(runs: pd.DataFrame, title: str, path: Path) -> bool:
 
 
 def _rows(run_path, name: str):
-    """A run's csv artifact (see `read_rows`). Every figure reads through this one line, so a damaged file
-    that several figures read is warned about once (Python shows a warning once per place and text)."""
-    return read_rows(Path(run_path), name)
+    """A run's csv artifact (see `read_rows`), never through a link. Every figure reads through this one line,
+    so a damaged file that several figures read is warned about once (Python shows a warning once per place
+    and text)."""
+    return read_rows(Path(run_path), name) if regular_file(Path(run_path) / name) else None
 
 
 def _colours() -> list[str]:
@@ -443,15 +448,15 @@ def slugs(names: list[str]) -> dict[str, str]:
 
 RECORDS, SITE = "records", "site"
 COPIED = (RUN_FILE, CURVE_FILE)  # the evidence behind a number; never state.pt, checkpoints or pictures
-_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
 
 
 def _component(name: str) -> str:
-    """`name` as one folder name: itself where it is plain, else its plain characters and a short hash (a
-    method named `../x` or `.hidden` from a shared record stays inside the folder and stays readable)."""
+    """`name` as one folder name: itself where it is plain, else its plain characters (at most 100) and a short
+    hash. Records with other names are skipped where they are read (`names.NAME`); this is defence in depth."""
     if _SAFE.fullmatch(name):
         return name
-    plain = re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip(".-") or "x"
+    plain = re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip(".-")[:100] or "x"
     return f"{plain}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
 
 
@@ -460,16 +465,33 @@ def record_folder(task: str, method: str, run_id: str) -> PurePosixPath:
     return PurePosixPath(_component(task), _component(method), _component(run_id))
 
 
+def regular_file(file: Path) -> bool:
+    """`file` is a regular file and not a link; a link (to /etc/passwd, in a record set received from someone
+    else) is skipped with one warning naming it."""
+    if file.is_symlink():
+        warnings.warn(f"skipping {file}: a link (publish reads and copies only regular files)", stacklevel=2)
+        return False
+    return file.is_file()
+
+
+def _copy_regular(source: Path, target: Path) -> None:
+    """Copy `source`, opened without following a link, so one swapped in after `regular_file` is refused too."""
+    descriptor = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(descriptor, "rb") as reading, open(target, "wb") as writing:
+        shutil.copyfileobj(reading, writing)
+
+
 def copy_records(runs: pd.DataFrame, to) -> Path:
     """Copy `COPIED` of each run of `runs` (as `load_runs` reads them) to `to/<task>/<method>/<run_id>/`,
-    replacing `to` whole and at once: it holds exactly these runs, so `load_runs(to)` gives the same tables."""
+    replacing `to` whole and at once: it holds exactly these runs (less those whose run.json is a link), so
+    `load_runs(to)` gives the same tables. Only regular files are copied (see `regular_file`)."""
     def fill(folder: Path):
         for task, method, run_id, path in runs[["task", "method", "run_id", "path"]].itertuples(index=False):
             target = folder / record_folder(task, method, run_id)
             target.mkdir(parents=True)
             for name in COPIED:
-                if (Path(path) / name).is_file():
-                    shutil.copyfile(Path(path) / name, target / name)
+                if regular_file(Path(path) / name):
+                    _copy_regular(Path(path) / name, target / name)
 
     return write_atomically(Path(to), fill)
 
@@ -525,6 +547,11 @@ def _preamble(runs: pd.DataFrame, results_dir, to: Path, command: str | None, ag
             f"<pre>{site_escape(again)}\n{site_escape(again)} --aggregate</pre>\n<p>{code(NOTE)}</p>\n")
 
 
+PUBLICATION = ("LEADERBOARD.md", "leaderboard.csv", "aggregate.csv", CONSTRAINTS, "figures", RECORDS, SITE)
+KEPT = ("figures", SITE)  # folders others write into too (`stabench phase`): their other files are kept
+_BUILDING, _RETIRED, _BUILT = ".publishing-", ".published-", "BUILT"  # + pid; BUILT lists what the build holds
+
+
 def publish(results_dir="results/runs", to="results", command: str | None = None) -> list[Path]:
     """Publish the run records under `results_dir` into `to`: their run.json and curve.csv under `to`/records/
     (see `copy_records`), and from those copies LEADERBOARD.md, leaderboard.csv (long: a row per group, method
@@ -532,16 +559,93 @@ def publish(results_dir="results/runs", to="results", command: str | None = None
     `to`/site/index.html; returns the paths written (the records as one folder).
 
     The tables are made from the published copies, so `stabench table --results <to>/records` prints them
-    again; figures read the runs' other artifacts where they are.
+    again; figures read the runs' other artifacts where they are, never through a link. The whole publication
+    is built in a hidden folder inside `to` and swapped in at once (`PUBLICATION`), so an interrupted publish
+    leaves the old one whole; other files in `to` are left alone.
     """
     runs = load_runs(results_dir)
     if runs.empty:
         raise StabenchError(f"no run records under `{results_dir}`; train some with `stabench run` or `stabench sweep`")
     to = Path(to)
-    for folder in ("figures", SITE):
-        (to / folder).mkdir(parents=True, exist_ok=True)
-    records = copy_records(runs, to / RECORDS)
+    build = to / f"{_BUILDING}{os.getpid()}"
+    try:
+        if to.exists() and not to.is_dir():
+            raise NotADirectoryError(20, "it is a file")
+        to.mkdir(parents=True, exist_ok=True)
+        _recover(to)
+        shutil.rmtree(build, ignore_errors=True)
+        build.mkdir()
+        for folder in KEPT:  # what others put there stays; this publication's files replace their old copies
+            if (to / folder).is_dir():
+                shutil.copytree(to / folder, build / folder, symlinks=True)
+        written = _build(runs, results_dir, to, build, command)
+        (build / _BUILT).write_text("\n".join(name for name in PUBLICATION if (build / name).exists()))
+        _swap(build, to)
+    except OSError as error:
+        raise StabenchError(f"cannot publish to `{to}`: {error.strerror or error}") from None
+    finally:
+        if not (build / _BUILT).is_file():  # never built, or swapped; a swap cut short is finished by `_recover`
+            shutil.rmtree(build, ignore_errors=True)
+            shutil.rmtree(to / f"{_RETIRED}{os.getpid()}", ignore_errors=True)
+    return [to / path.relative_to(build) for path in written]
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Ctrl-C and SIGTERM wait until the block is done (a few renames), then stop as they would have."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {signum: signal.signal(signum, lambda number, frame: caught.append(number))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _swap(build: Path, to: Path) -> None:
+    """Move the publication built in `build` into `to`, its old entries set aside first and then deleted.
+    Interrupted (kill -9) half way, `_recover` finishes it: `build`'s BUILT says what belongs to it."""
+    built = set((build / _BUILT).read_text().split())
+    retired = to / f"{_RETIRED}{build.name.removeprefix(_BUILDING)}"
+    retired.mkdir(exist_ok=True)
+    with _signals_deferred():
+        for name in PUBLICATION:
+            if name in built and not (build / name).exists():
+                continue  # moved in already, by the swap this one finishes
+            if (to / name).exists() or (to / name).is_symlink():
+                os.replace(to / name, retired / name)
+            if name in built:
+                os.replace(build / name, to / name)
+        (build / _BUILT).unlink()  # swapped: nothing left to finish
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _recover(to: Path) -> None:
+    """Finish what an earlier publish into `to` left, killed or stopped by an error (in this process, or in one
+    that is gone): a swap it began is completed, its other folders removed."""
+    for prefix in (_BUILDING, _RETIRED):  # a swap to finish needs the old entries it set aside
+        for child in sorted(to.iterdir()):
+            pid = child.name.removeprefix(prefix)
+            if child.name.startswith(prefix) and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+                if prefix == _BUILDING and (child / _BUILT).is_file() and (to / f"{_RETIRED}{pid}").is_dir():
+                    _swap(child, to)
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def _build(runs: pd.DataFrame, results_dir, to: Path, build: Path, command: str | None) -> list[Path]:
+    """Write the publication of `runs` into `build`, its text naming the paths it will have under `to`;
+    returns the paths written (the records as one folder)."""
+    records = copy_records(runs, build / RECORDS)
     published = load_runs(records)
+    runs = runs[runs.run_id.isin(set(published.run_id))]  # less those whose run.json is a link
+    for folder in ("figures", SITE):
+        (build / folder).mkdir(exist_ok=True)
     tables, found = leaderboards(published), aggregates(published)
     again = f"stabench table --results {shlex.quote(str(to / RECORDS))}"
     lines = ["# stabench leaderboard", ""]
@@ -556,7 +660,7 @@ def publish(results_dir="results/runs", to="results", command: str | None = None
     sections, written = [], []
     aggregate_stems = slugs(list(found))
     for name, aggregate in found.items():
-        figures = aggregate_figures(aggregate, aggregate_stems[name], to / "figures")
+        figures = aggregate_figures(aggregate, aggregate_stems[name], build / "figures")
         written += [path for _, path in figures]
         lines += [f"## {escape_markdown(name)}", "", format_aggregate(aggregate, "md"), "",
                   *(line for caption, path in figures for line in (f"![{caption}](figures/{path.name})", ""))]
@@ -568,22 +672,20 @@ def publish(results_dir="results/runs", to="results", command: str | None = None
         lines += [f"## {escape_markdown(name)}", "", format_table(tables[name], "md"), ""]
         figures = []
         for kind, caption, draw in FIGURES:
-            path = to / "figures" / f"{kind}_{stems[name]}.png"
+            path = build / "figures" / f"{kind}_{stems[name]}.png"
             if draw(group, f"{name}\n{caption}", path):
                 written.append(path)
                 figures.append((caption, f"../figures/{path.name}"))
                 lines += [f"![{caption}](figures/{path.name})", ""]
         sections.append(leaderboard_section(name, tables[name], _record_links(group), figures))
-    _write_text(to / CONSTRAINTS, constraints_text(runs, to))
-    _write_text(to / "LEADERBOARD.md", "\n".join(lines))
-    _write_text(to / "leaderboard.csv", csv_text(long_table(tables)))
-    outputs = [to / "LEADERBOARD.md", to / "leaderboard.csv"]
-    if found:
-        _write_text(to / "aggregate.csv", csv_text(aggregate_long(found)))
-        outputs.append(to / "aggregate.csv")
-    else:
-        (to / "aggregate.csv").unlink(missing_ok=True)  # an earlier publish's, of runs no longer published
-    outputs.append(to / CONSTRAINTS)
+    _write_text(build / CONSTRAINTS, constraints_text(runs, to))
+    _write_text(build / "LEADERBOARD.md", "\n".join(lines))
+    _write_text(build / "leaderboard.csv", csv_text(long_table(tables)))
+    outputs = [build / "LEADERBOARD.md", build / "leaderboard.csv"]
+    if found:  # none: an earlier publish's aggregate.csv, of runs no longer published, goes with the swap
+        _write_text(build / "aggregate.csv", csv_text(aggregate_long(found)))
+        outputs.append(build / "aggregate.csv")
+    outputs.append(build / CONSTRAINTS)
     preamble = _preamble(runs, results_dir, to, command, again)
-    _write_text(to / SITE / "index.html", page("stabench leaderboard", preamble, sections))
-    return [*outputs, to / SITE / "index.html", records, *written]
+    _write_text(build / SITE / "index.html", page("stabench leaderboard", preamble, sections))
+    return [*outputs, build / SITE / "index.html", records, *written]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stabench.errors import StabenchError, did_you_mean
+from stabench.names import check_name
 from stabench.references import settings_for
 from stabench.tasks.base import Budget
 
@@ -36,6 +37,9 @@ _RECIPES: dict[str, Recipe] = {}
 def register_recipe(name: str, task: str, methods: dict[str, dict[str, Any]], source: str, *,
                     settings: dict[str, Any] | None = None, budgets: dict[str, Budget] | None = None) -> Recipe:
     """Add (or replace) recipe `name`: shared `settings` plus each method's own in `methods`, with its source."""
+    check_name("recipe", name)
+    for budget in budgets or {}:
+        check_name("budget", budget)
     if not source:
         raise StabenchError(f"recipe `{name}` needs a source (a paper or a script)")
     if not methods:

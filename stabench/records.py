@@ -22,6 +22,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from stabench.names import RULE, shown, valid_name
+from stabench.seeds import MAX_SEED
+
 RUN_FILE = "run.json"
 CURVE_FILE = "curve.csv"
 SPECTRUM_FILE = "spectrum.csv"
@@ -130,10 +133,18 @@ class RunRecord:
                 values[name] = value
         if values["status"] not in STATUSES:
             raise CorruptRecord(f"{source}: unknown status {values['status']!r}")
+        for name in NAMED:
+            if values.get(name) is not None and not valid_name(values[name]):
+                raise CorruptRecord(f"{source}: `{name}` {shown(values[name])} is not a name ({RULE})")
+        if not 0 <= values["seed"] <= MAX_SEED:
+            raise CorruptRecord(f"{source}: `seed` {values['seed']} is outside 0 ... {MAX_SEED}")
+        if values.get("threads") is not None and values["threads"] < 1:
+            raise CorruptRecord(f"{source}: `threads` {values['threads']} is below 1")
         return cls(**values)
 
 
 _NOT_STORED = ("path", "reused")
+NAMED = ("method", "task", "recipe", "budget", "run_id")  # fields that become folders, headings and labels
 _INT, _TEXT = "an integer", "a string"
 _SCHEMA = {
     "run_id": _TEXT, "method": _TEXT, "task": _TEXT, "budget": _TEXT, "status": _TEXT,
@@ -355,17 +366,74 @@ def is_record(directory: Path) -> bool:
     return (Path(directory) / RUN_FILE).is_file()
 
 
+# What the writer never comes near: a record past these is hostile or damaged, and skipped like one.
+MAX_RECORD_BYTES = 4 << 20
+MAX_DEPTH = 32  # nesting of objects and lists; a record's own is under 6
+MAX_NUMBER = 32  # characters of one number: a float's repr takes at most 24, an int64 20
+
+
+def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A JSON number parser that refuses what the writer never writes: more than `MAX_NUMBER` characters,
+    or a float beyond the finite range."""
+    def parse(text: str):
+        if len(text) > MAX_NUMBER:
+            raise CorruptRecord(f"a number of {len(text)} characters (at most {MAX_NUMBER})")
+        value = kind(text)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise CorruptRecord(f"a number out of range ({text})")
+        return value
+
+    return parse
+
+
+def _constant(name: str):
+    raise CorruptRecord(f"{name}, which is not JSON (the writer stores an undefined number as null)")
+
+
+def _depth(value, limit: int) -> bool:
+    """`value` nests objects and lists at most `limit` deep."""
+    if isinstance(value, (dict, list)):
+        items = value.values() if isinstance(value, dict) else value
+        return limit > 0 and all(_depth(item, limit - 1) for item in items)
+    return True
+
+
+def parse_record(text: str) -> Any:
+    """Strict JSON of a run record: no NaN or infinities, numbers of at most `MAX_NUMBER` characters, at
+    most `MAX_DEPTH` levels of nesting; `CorruptRecord` (without the file's name) otherwise."""
+    try:
+        data = json.loads(text, parse_constant=_constant, parse_float=_number(float), parse_int=_number(int))
+    except json.JSONDecodeError as error:
+        raise CorruptRecord(f"not JSON: {error}") from None
+    except RecursionError:
+        raise CorruptRecord(f"nested more than {MAX_DEPTH} levels deep") from None
+    if not _depth(data, MAX_DEPTH):
+        raise CorruptRecord(f"nested more than {MAX_DEPTH} levels deep")
+    return data
+
+
+def _read_bounded(file: Path) -> str:
+    """The text of `file`, refusing one larger than `MAX_RECORD_BYTES` without reading the rest."""
+    with open(file, "rb") as handle:
+        data = handle.read(MAX_RECORD_BYTES + 1)
+    if len(data) > MAX_RECORD_BYTES:
+        raise CorruptRecord(f"{file} is larger than {MAX_RECORD_BYTES >> 20} MiB: not a run record")
+    return data.decode()
+
+
 def read_record(directory: Path) -> RunRecord:
     """The record in `directory`; `CorruptRecord` (a ValueError) names the file and what is wrong."""
     if not Path(directory).exists():
         recover(Path(directory).parent)  # a writer killed mid-swap may have left it under a hidden name
     file = Path(directory) / RUN_FILE
     try:
-        data = json.loads(file.read_text())
+        text = _read_bounded(file)
     except (OSError, UnicodeDecodeError) as error:
         raise CorruptRecord(f"{file} cannot be read: {error}") from None
-    except json.JSONDecodeError as error:
-        raise CorruptRecord(f"{file} is not JSON: {error}") from None
+    try:
+        data = parse_record(text)
+    except CorruptRecord as error:
+        raise CorruptRecord(f"{file} is not a run record: {error}") from None
     record = RunRecord.from_dict(data, str(file))
     record.path = Path(directory)
     return record

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from stabench.errors import StabenchError, did_you_mean
+from stabench.names import check_name
 
 T = TypeVar("T")
 
@@ -26,8 +27,9 @@ class Registry(Generic[T]):
     """Named entries of one kind (`method`, `task`), plus entry points loaded on first use.
 
     Each entry is an object with `name` and `description`; third parties add entries with
-    `register` from their own code or through the entry-point group `stabench.<kind>s`. `check`
-    refuses a malformed entry at registration; `from_class` makes an entry of a class an entry point names.
+    `register` from their own code or through the entry-point group `stabench.<kind>s`. A name outside
+    `names.NAME` and what `check` refuses are refused at registration; `from_class` makes an entry of a
+    class an entry point names.
     """
 
     def __init__(self, kind: str, base: type, check: Callable[[Any], None] | None = None,
@@ -48,6 +50,7 @@ class Registry(Generic[T]):
         """
         if not isinstance(entry, self.base):
             raise TypeError(f"a {self.kind} must be a {self.base.__name__}, got {type(entry).__name__}")
+        check_name(self.kind, getattr(entry, "name", None))  # names become folders and table cells
         if self.check is not None:
             self.check(entry)
         existing = self._entries.get(entry.name)

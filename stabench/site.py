@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from stabench.table import Aggregate, aggregate_cells, aggregate_notes, table_cells, table_notes
+from stabench.table import Aggregate, aggregate_cells, aggregate_notes, table_cells, table_notes, without_attrs
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 0 auto;
@@ -90,9 +90,13 @@ POLICY = (f"default-src 'none'; img-src 'self'; style-src {_hash(STYLE)}; script
           "base-uri 'none'; form-action 'none'")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and line feed, which HTML takes as spaces
+
+
 def escape(text) -> str:
-    """Text from a record as HTML text or attribute value: nothing in it becomes markup."""
-    return html.escape(str(text), quote=True)
+    """Text from a record as HTML text or attribute value: nothing in it becomes markup, and a control
+    character (ESC, BEL, NUL) shows as �."""
+    return html.escape(_CONTROL.sub("\ufffd", str(text)), quote=True)
 
 
 def code(text: str) -> str:
@@ -161,10 +165,10 @@ def leaderboard_section(name: str, table: pd.DataFrame, records: dict[str, list[
     """A group's leaderboard (the cells of `table.table_cells`), a column of links to each row's records
     (`records`, by method label), its notes and figures."""
     header, body = table_cells(table, "html")
-    metrics = table.attrs["metrics"]
+    metrics, plain = table.attrs["metrics"], without_attrs(table)
     keys = [[None, row["seeds"], row["diverged_or_failed"], *(row[m] for m in metrics), row["wall_seconds"],
-             row["steps_per_second"], None] for _, row in table.iterrows()]
-    body = [cells + [_links(records.get(method, []))] for cells, method in zip(body, table["method"])]
+             row["steps_per_second"], None] for _, row in plain.iterrows()]
+    body = [cells + [_links(records.get(method, []))] for cells, method in zip(body, plain["method"])]
     numeric = [False, *[True] * (len(header) - 1), False]
     return Section(name, sortable("table-" + anchor(name), [*header, "records"], body, keys, numeric),
                    table_notes(table, "html"), figures)

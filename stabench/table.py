@@ -16,7 +16,7 @@ import pandas as pd
 
 from stabench import stats
 from stabench.errors import StabenchError, did_you_mean
-from stabench.records import LIBRARIES, RunRecord, find_records
+from stabench.records import LIBRARIES, RUN_FILE, RunRecord, find_records
 
 IDENTITY = ["run_id", "method", "recipe", "method_version", "task", "task_version", "seed", "budget", "steps_planned",
             "steps_overridden", "status", "device", "threads", "data_source"]
@@ -64,12 +64,15 @@ def load_runs(path) -> pd.DataFrame:
     `timing.*`, `spectrum.*`, `data.*`, `versions.*`, `direction.*` (the task's metric directions, as
     recorded), error and path.
 
-    A record that cannot be read is skipped with a warning; a run found twice is kept once.
+    A record that cannot be read is skipped with a warning; a run found twice is kept once; a record of a task
+    version newer than the registered task's is kept (in a group of its own) with a warning.
     """
     root = Path(path)
     if not root.is_dir():
         raise StabenchError(f"no results folder at `{root}`")
-    rows = [_row(record) for record in find_records(root)]
+    records = list(find_records(root))
+    _warn_newer_versions(records)
+    rows = [_row(record) for record in records]
     if not rows:
         return pd.DataFrame(columns=IDENTITY)
     frame = pd.DataFrame(rows)
@@ -80,6 +83,24 @@ def load_runs(path) -> pd.DataFrame:
                       f"at {', '.join(first.path)}); keeping the latest copy of each", stacklevel=2)
     frame = frame.sort_values("started_at", na_position="first").drop_duplicates("run_id", keep="last")
     return frame.sort_values(["task", "method", "seed"]).reset_index(drop=True)
+
+
+def _warn_newer_versions(records: list[RunRecord]) -> None:
+    """One warning naming each record made by a newer version of its task than the one registered here (a
+    newer stabench or plugin: these numbers may not mean what this version's do). Unregistered tasks pass."""
+    from stabench.tasks import TASKS
+
+    known = {}
+    for record in records:
+        if record.task not in known:
+            try:
+                known[record.task] = TASKS.get(record.task).version
+            except StabenchError:
+                known[record.task] = None
+        if known[record.task] is not None and record.task_version > known[record.task]:
+            warnings.warn(f"run record {record.path / RUN_FILE}: task `{record.task}` version {record.task_version} "
+                          f"is newer than this stabench's ({known[record.task]}); tabulated on its own",
+                          stacklevel=3)
 
 
 def _plain(value):
@@ -95,20 +116,21 @@ def _unknown(problem: str, name: str, choices, what: str) -> StabenchError:
 
 def _directions(runs: pd.DataFrame, task: str) -> dict[str, str]:
     """The task's metric directions as its records state them (the newest record's where they differ)."""
-    of_task = runs[runs.task == task].sort_values("started_at", na_position="first")
-    columns = [c for c in of_task if c.startswith("direction.")]
-    directions = {}
-    for column in columns:
-        stated = of_task[column].dropna()
-        if len(stated):
-            directions[column[len("direction."):]] = stated.iloc[-1]
-    return directions
+    columns = [c for c in runs if c.startswith("direction.")]
+    of_task = runs.loc[runs.task == task, ["started_at", *columns]].sort_values("started_at", na_position="first")
+    stated = of_task[columns].to_numpy(object)
+    given = np.vectorize(lambda value: isinstance(value, str), otypes=[bool])(stated) if stated.size else \
+        np.zeros(stated.shape, bool)
+    newest = len(stated) - 1 - np.argmax(given[::-1], axis=0)  # the last row stating each column
+    return {column[len("direction."):]: stated[row, index]
+            for index, (column, row) in enumerate(zip(columns, newest)) if given[:, index].any()}
 
 
 def metric_names(runs: pd.DataFrame, task: str) -> list[str]:
     """The task's declared metrics, then any other metric its records hold."""
     of_task = runs[runs.task == task]
-    recorded = [c[len("metrics."):] for c in of_task if c.startswith("metrics.") and of_task[c].notna().any()]
+    columns = [c for c in of_task if c.startswith("metrics.")]
+    recorded = [c[len("metrics."):] for c, some in of_task[columns].notna().any().items() if some]
     directions = _directions(runs, task)
     return [*directions, *(m for m in recorded if m not in directions)]
 
@@ -196,14 +218,16 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
             ran = of_variant[of_variant.status != "failed"].sort_values("seed")  # a failed run has only its share
             row = {"method": variant, "seeds": len(of_variant),
                    "diverged_or_failed": float((of_variant.status != "completed").mean())}
-            for metric in shown:
-                column, defined = f"metrics.{metric}", f"metrics.{metric}_defined"
-                values = ran[column].dropna().to_numpy(float) if column in ran else np.array([])
+            # every metric's values at once (NaN where a run or the records have none): a column read per
+            # metric made a table of thousands of metrics take minutes
+            measured = ran.reindex(columns=[f"metrics.{m}" for m in shown]).to_numpy(float)
+            shares = ran.reindex(columns=[f"metrics.{m}_defined" for m in shown]).to_numpy(float)
+            for index, metric in enumerate(shown):
+                has = ~np.isnan(measured[:, index])
+                values = measured[has, index]
                 estimate = stats.mean_interval(values) if len(values) else stats.Estimate(math.nan, math.nan,
                                                                                            math.nan, None)
-                undefined = 0
-                if {column, defined} <= set(ran):
-                    undefined = int((ran.loc[ran[column].notna(), defined] < 1).sum())
+                undefined = int((shares[has, index] < 1).sum())  # a share not recorded is no mark
                 row |= {metric: estimate.value, f"{metric}_low": estimate.low, f"{metric}_high": estimate.high,
                         f"{metric}_interval": estimate.method, f"{metric}_n": len(values), f"{metric}_best": False,
                         f"{metric}_undefined": undefined, f"{metric}_values": tuple(values.tolist())}
@@ -212,8 +236,11 @@ def leaderboard(runs: pd.DataFrame, task: str, metrics: list[str] | None = None)
                                "mixed_versions": mixed_versions(of_variant)})
         rows += _real_data_row(group, shown)
         table = pd.DataFrame(rows)
+        best = {}
         for metric, direction in directions.items():
-            table[f"{metric}_best"] = best_or_tied(table, metric, direction)
+            best[f"{metric}_best"] = best_or_tied(table, metric, direction)
+        if best:
+            table[list(best)] = pd.DataFrame(best, index=table.index)
         table.attrs = {"group": group.attrs["group"], "metrics": shown, "directions": directions}
         tables[name] = table
     return tables
@@ -226,20 +253,19 @@ BEST_RULE = ("Bold: the best mean and every method that Welch's two-sided t-test
              "method ties.")
 
 
-def best_or_tied(table: pd.DataFrame, metric: str, direction: str) -> pd.Series:
+def best_or_tied(table: pd.DataFrame, metric: str, direction: str) -> np.ndarray:
     """Which rows are bold for `metric`: the best mean by `direction` among rows with a value for every seed (at
     least two), and every such row `stats.separated` does not tell from it; all False where each ties or
     fewer than two rows qualify."""
-    eligible = [index for index, row in table.iterrows() if row["method"] != REAL_DATA
-                and row[f"{metric}_n"] >= 2 and row[f"{metric}_n"] == row["seeds"]]
-    bold = pd.Series(False, index=table.index)
+    methods, counts, seeds = (table[column].to_numpy() for column in ("method", f"{metric}_n", "seeds"))
+    values = table[f"{metric}_values"].to_numpy()
+    eligible = [i for i in range(len(table)) if methods[i] != REAL_DATA and counts[i] >= 2 and counts[i] == seeds[i]]
+    bold = np.zeros(len(table), dtype=bool)
     if len(eligible) < 2:
         return bold
-    floored = {index: np.where(np.abs(table.at[index, f"{metric}_values"]) < stats.FLOAT_FLOOR, 0.0,
-                               table.at[index, f"{metric}_values"]).mean() for index in eligible}
+    floored = {i: np.where(np.abs(values[i]) < stats.FLOAT_FLOOR, 0.0, values[i]).mean() for i in eligible}
     best = (max if direction == "max" else min)(eligible, key=floored.get)
-    tied = [index for index in eligible
-            if not stats.separated(table.at[best, f"{metric}_values"], table.at[index, f"{metric}_values"])]
+    tied = [i for i in eligible if not stats.separated(values[best], values[i])]
     if len(tied) < len(eligible):
         bold[tied] = True
     return bold
@@ -273,13 +299,22 @@ def _real_data_row(group: pd.DataFrame, shown: list[str]) -> list[dict]:
     return [row]
 
 
+def without_attrs(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` (not copied) without its `attrs`: pandas deep-copies them into every column or row it hands
+    out, so reading a table of thousands of metrics, whose attrs name them all, took minutes."""
+    plain = table.copy(deep=False)
+    plain.attrs = {}
+    return plain
+
+
 def long_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Leaderboards as one long frame, a row per group, method and metric: columns `LONG`."""
     parts = []
     for table in tables.values():
+        attrs, table = table.attrs, without_attrs(table)
         base = table[["method", "seeds", "diverged_or_failed", "wall_seconds", "steps_per_second"]]
-        for m in table.attrs["metrics"]:
-            parts.append(base.assign(**table.attrs["group"], metric=m, direction=table.attrs["directions"].get(m),
+        for m in attrs["metrics"]:
+            parts.append(base.assign(**attrs["group"], metric=m, direction=attrs["directions"].get(m),
                                      mean=table[m], low=table[f"{m}_low"], high=table[f"{m}_high"],
                                      interval=table[f"{m}_interval"], n=table[f"{m}_n"], best=table[f"{m}_best"],
                                      undefined=table[f"{m}_undefined"]))
@@ -297,24 +332,37 @@ _LATEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "%": r"
           "$": r"\$", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}"}
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """`text` with each control character (a line break, a carriage return, ESC, BEL, NUL) shown as �: no
+    reader's table, heading, spreadsheet or terminal acts on one. Names never hold one (`names.NAME`); other
+    text from a record may."""
+    return _CONTROL.sub("\ufffd", str(text))
+
+
 def escape_markdown(text: str) -> str:
     """Text for a Markdown table cell: HTML is shown, not run, and no Markdown syntax that matters in a
-    cell (links and images, code, emphasis with *, strike-through, the cell separator) takes effect;
-    underscores and parentheses stay readable (GitHub's Markdown ignores them inside words)."""
-    return html.escape(str(text), quote=False).translate(_MARKDOWN)
+    cell (links and images, code, emphasis with *, strike-through, the cell separator) takes effect, nor a
+    line break (see `visible`); underscores and parentheses stay readable (GitHub's Markdown ignores them
+    inside words)."""
+    return html.escape(visible(text), quote=False).translate(_MARKDOWN)
 
 
 def escape_latex(text: str) -> str:
     """Text for LaTeX: every special character printed, so no command (\\input, \\write18) can run."""
-    return "".join(_LATEX.get(character, character) for character in str(text))
+    return "".join(_LATEX.get(character, character) for character in visible(text))
 
 
 def escape_csv(value):
-    """A CSV cell a spreadsheet shows as text: a string starting with =, +, -, @ or a tab or carriage return
-    would be taken for a formula, so it gets a leading apostrophe; numbers pass as they are."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """A CSV cell a spreadsheet shows as text: control characters shown as � (a lone carriage return would
+    start a row whose first cell is a formula; see `visible`), and a string starting with =, +, -, @ gets a
+    leading apostrophe; numbers pass as they are."""
+    if not isinstance(value, str):
+        return value
+    value = visible(value)
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
 def csv_text(frame: pd.DataFrame) -> str:
@@ -322,7 +370,7 @@ def csv_text(frame: pd.DataFrame) -> str:
     return frame.map(escape_csv).to_csv(index=False)
 
 
-_ESCAPE = {"md": escape_markdown, "html": lambda s: html.escape(str(s)), "latex": escape_latex}
+_ESCAPE = {"md": escape_markdown, "html": lambda s: html.escape(visible(s)), "latex": escape_latex}
 _BOLD = {"md": "**{}**", "html": "<b>{}</b>", "latex": "\\textbf{{{}}}"}
 _ARROW = {"md": {"max": " ↑", "min": " ↓"}, "html": {"max": " ↑", "min": " ↓"},
           "latex": {"max": " $\\uparrow$", "min": " $\\downarrow$"}}
@@ -368,16 +416,16 @@ def _marked_notes(fmt: str, few: bool, fallback: bool) -> list[str]:
 
 def _made_by(table: pd.DataFrame, metrics, *methods: str) -> bool:
     """Some cell of `metrics` in `table` has its interval made by one of `methods` (`stats.BCA`, ...)."""
-    return any(table[f"{m}_interval"].isin(methods).any() for m in metrics)
+    return bool(table[[f"{m}_interval" for m in metrics]].isin(methods).to_numpy().any())
 
 
 def table_notes(table: pd.DataFrame, fmt: str) -> str:
     """The notes under a leaderboard in `fmt`: what its `_lastN` columns and intervals are, what each mark on
     its cells means (†, ‡, §), and the ceiling of a metric that real data scores below its best."""
-    shown, escape = table.attrs["metrics"], _ESCAPE[fmt]
+    shown, escape, table = table.attrs["metrics"], _ESCAPE[fmt], without_attrs(table)
     windows = dict.fromkeys(found.group(1) for found in map(SMOOTHED.search, shown) if found)
     notes = [escape(f"_last{n}: a metric's mean over a run's last {n} evaluations.") for n in windows]
-    counts = pd.concat([table[f"{m}_n"] for m in shown]) if shown else pd.Series(dtype=int)
+    counts = table[[f"{m}_n" for m in shown]].to_numpy().ravel()
     if _made_by(table, shown, stats.STUDENT):
         notes.append(escape(stats.coverage_note(counts[counts >= 2])))
     marked = [m for m in shown if table[f"{m}_undefined"].any()]
@@ -392,8 +440,8 @@ def table_notes(table: pd.DataFrame, fmt: str) -> str:
     if any(table[f"{m}_best"].any() for m in shown):
         notes.append(escape(BEST_RULE))
     notes += [escape(CEILINGS[m]) for m in dict.fromkeys(SMOOTHED.sub("", m) for m in shown) if m in CEILINGS]
-    mixed = [f"{row.method} ({row.mixed_versions})" for row in table.itertuples()
-             if isinstance(getattr(row, "mixed_versions", None), str) and row.mixed_versions]
+    mixed = [f"{method} ({versions})" for method, versions in zip(table["method"], table.get("mixed_versions", ()))
+             if isinstance(versions, str) and versions]
     if mixed:
         notes.append(escape("Library versions differ between the seeds of: " + "; ".join(mixed) + "."))
     if (table["method"] == REAL_DATA).any():
@@ -406,9 +454,10 @@ def table_cells(table: pd.DataFrame, fmt: str) -> tuple[list[str], list[list[str
     """A leaderboard's header and body cells, escaped for `fmt` (md, html or latex): a metric is
     `mean [low, high]`, `(n/seeds)` when some runs have no value, marked † (a seed's value set by convention),
     ‡ (fewer than `MIN_SEEDS` seeds), § (a percentile interval), the best in bold; ↑/↓ its direction."""
-    escape, directions = _ESCAPE[fmt], table.attrs["directions"]
+    escape, directions, metrics, table = _ESCAPE[fmt], table.attrs["directions"], table.attrs["metrics"], \
+        without_attrs(table)
     header = ["method", "seeds", "diverged or failed",
-              *(escape(m) + _ARROW[fmt].get(directions.get(m), "") for m in table.attrs["metrics"]),
+              *(escape(m) + _ARROW[fmt].get(directions.get(m), "") for m in metrics),
               "wall s", "steps/s"]
     body = []
     for _, row in table.iterrows():
@@ -417,7 +466,7 @@ def table_cells(table: pd.DataFrame, fmt: str) -> tuple[list[str], list[list[str
         else:
             cells = [escape(row["method"]), str(row["seeds"]),
                      f"{row['diverged_or_failed']:.0%}".replace("%", escape("%"))]
-        for m in table.attrs["metrics"]:
+        for m in metrics:
             n = row[f"{m}_n"]
             text = _estimate(row[m], row[f"{m}_low"], row[f"{m}_high"], row[f"{m}_interval"])
             text += f" ({n}/{row['seeds']})" if 0 < n < row["seeds"] else ""

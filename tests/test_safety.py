@@ -1,6 +1,7 @@
 """Nothing lost, nothing injected: record safety, hostile inputs, worker faults (one test per case found)."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,11 +183,16 @@ HOSTILE = "<img src=x onerror=alert(1)>|[x](javascript:y)\\input{/etc/passwd}\\w
 
 
 def hostile_table(tmp_path):
+    """A run and its copy whose settings differ in a hostile text, so their row labels show it (a hostile
+    method name is refused where records are read, see test_reliability_records)."""
     folder = tmp_path / "runs"
     record = run_tiny(folder)
     data = json.loads((record.path / RUN_FILE).read_text())
-    data |= {"method": HOSTILE, "config": {**data["config"], "note": "=HYPERLINK(\"http://x\")"}}
-    (record.path / RUN_FILE).write_text(json.dumps(data))
+    copy = record.path.with_name("0123456789")
+    shutil.copytree(record.path, copy)
+    for path, note in ((record.path, HOSTILE), (copy, "=HYPERLINK(\"http://x\")")):
+        changed = data | {"run_id": path.name, "config": {**data["config"], "note": note}}
+        (path / RUN_FILE).write_text(json.dumps(changed))
     return folder
 
 

@@ -137,9 +137,9 @@ TRAINING_KEYS = frozenset(f.name for f in dataclasses.fields(TrainingParams))
 
 
 def check_method(method: Method) -> None:
-    """What registration refuses, in one line: a Params type `--set` cannot parse, a hyperparameter that
-    shadows a training setting (read those from `ctx.settings`), a name that is not a short lowercase
-    word with hyphens."""
+    """What registration refuses, in one line, beside a name outside `names.NAME` (the registry checks
+    names): a Params type `--set` cannot parse, a hyperparameter that shadows a training setting (read those
+    from `ctx.settings`), a version that is not an integer."""
     owner = f"method `{getattr(method, 'name', method)}`"
     check_params_class(method.Params, owner)
     shadowed = sorted(TRAINING_KEYS & set(field_types(method.Params)))

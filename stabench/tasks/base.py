@@ -12,6 +12,7 @@ from stabench.context import TrainingParams
 from stabench.errors import StabenchError
 from stabench.game import Batch, Game, Point
 from stabench.hyperparams import check_params_class
+from stabench.names import check_name
 from stabench.seeds import Seeds
 
 
@@ -86,8 +87,9 @@ class Task:
 
 
 def check_task(task: Task) -> None:
-    """What registration refuses, in one line: a Params type `--set` cannot parse, metric directions
-    other than max and min, budgets that are not `Budget`s."""
+    """What registration refuses, in one line, beside a name outside `names.NAME` (the registry checks names):
+    a Params type `--set` cannot parse, metric directions other than max and min, budgets that are not
+    `Budget`s or not named by the same rule."""
     owner = f"task `{getattr(task, 'name', task)}`"
     check_params_class(task.Params, owner)
     if not issubclass(task.Params, TrainingParams):
@@ -97,3 +99,5 @@ def check_task(task: Task) -> None:
         raise StabenchError(f"{owner}: metric directions are `max` or `min`, got {wrong}")
     if not task.budgets or not all(isinstance(b, Budget) for b in task.budgets.values()):
         raise StabenchError(f"{owner}: `budgets` must map names to stabench.Budget")
+    for budget in task.budgets:  # a budget's name is stored in records and read back as a name
+        check_name("budget", budget)
