@@ -117,7 +117,9 @@ def _unknown(problem: str, name: str, choices, what: str) -> StabenchError:
 def _directions(runs: pd.DataFrame, task: str) -> dict[str, str]:
     """The task's metric directions as its records state them (the newest record's where they differ)."""
     columns = [c for c in runs if c.startswith("direction.")]
-    of_task = runs.loc[runs.task == task, ["started_at", *columns]].sort_values("started_at", na_position="first")
+    of_task = runs.loc[runs.task == task]
+    if "started_at" in of_task:  # a group drops the column where no record says when it started
+        of_task = of_task.sort_values("started_at", na_position="first")
     stated = of_task[columns].to_numpy(object)
     given = np.vectorize(lambda value: isinstance(value, str), otypes=[bool])(stated) if stated.size else \
         np.zeros(stated.shape, bool)

@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import warnings
 import zlib
 from pathlib import Path
@@ -101,14 +100,12 @@ def test_a_hostile_record_is_skipped_and_never_stops_table_or_publish(tmp_path, 
         assert all(path.exists() for path in written)
 
 
-def test_a_thousand_metrics_tabulate_in_seconds(tmp_path):
-    good_runs(tmp_path)
+def test_a_thousand_metrics_are_all_tabulated(tmp_path):
+    good_runs(tmp_path)  # how long it takes is measured in benchmarks/test_table_speed.py
     metrics = {f"m{index}": index / 1000 for index in range(1000)}
     write_record(tmp_path, "sga", 0, metrics=metrics, metric_directions={name: "max" for name in metrics})
-    started = time.perf_counter()
     table = render(load_runs(tmp_path), fmt="md")
-    assert time.perf_counter() - started < 20  # minutes before: the time grew with the square of the count
-    assert "m999 ↑" in table
+    assert "m999 ↑" in table and "| sga | 1 | 0% |" in table
 
 
 # --- 11. names are checked where they enter: registration and reading ---------------------------------
