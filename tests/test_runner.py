@@ -38,7 +38,8 @@ def test_record_holds_config_status_metrics_timing_and_versions(tmp_path):
     assert set(on_disk["metrics"]) >= {"modes_captured", "high_quality", "kl", "steps_to_all_modes"}
     assert on_disk["timing"]["steps"] == 40 and on_disk["timing"]["wall_seconds"] > 0
     assert on_disk["timing"]["steps_per_second"] == pytest.approx(40 / on_disk["timing"]["wall_seconds"])
-    assert set(on_disk["versions"]) == {"python", "stabench", "torch", "numpy", "scipy", "pandas"}
+    assert set(on_disk["versions"]) == {"python", "stabench", "torch", "numpy", "scipy", "pandas", "git_commit",
+                                        "git_dirty"}
     assert on_disk["versions"]["numpy"] == np.__version__ and on_disk["versions"]["pandas"] == pd.__version__
     assert on_disk["device"] == "cpu"
     assert (folder / SAMPLES_FILE).stat().st_size > 0
