@@ -105,7 +105,8 @@ def main():
     report.add(what="quick mog sweep, every method x seeds, short", seeds=len(seeds), steps=sweep_steps,
                total_s=seconds, note=f"{len(methods)} methods; {outcome.line()}; no spectra")
     report.add(what="... extrapolated to quick (goal < 15 min)", seeds=len(seeds), steps=QUICK,
-               total_s=seconds * QUICK / sweep_steps, note="linear in steps: an upper estimate (start-up counted each time)")
+               total_s=seconds * QUICK / sweep_steps,
+               note="linear in steps: an upper estimate (start-up counted each time)")
 
 
 if __name__ == "__main__":

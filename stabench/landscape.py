@@ -29,9 +29,10 @@ import csv
 import dataclasses
 import math
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,9 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs, eigsh
 
 from stabench.cell import pick_device
 from stabench.errors import StabenchError
-from stabench.records import LANDSCAPE_FILE, PATH_ANGLE_FIGURE, PATH_ANGLE_FILE, to_json, write_file_atomically, write_rows
+from stabench.records import (
+    LANDSCAPE_FILE, PATH_ANGLE_FIGURE, PATH_ANGLE_FILE, to_json, write_file_atomically, write_rows,
+)
 from stabench.spectra import (
     ARNOLDI_BASIS_BYTES, ARNOLDI_TOLERANCE, DENSE_LIMIT, FieldMap, NotDifferentiable, analysis_field, dense_jacobian,
     load_run,

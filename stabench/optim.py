@@ -99,7 +99,7 @@ class DifferentiableOptimizer:
             }
 
     @classmethod
-    def sgd(cls, named_parameters: dict[str, Tensor], lr: float) -> "DifferentiableOptimizer":
+    def sgd(cls, named_parameters: dict[str, Tensor], lr: float) -> DifferentiableOptimizer:
         """Plain gradient steps of size `lr`: the replay where no optimizer state exists."""
         return cls(torch.optim.SGD(list(named_parameters.values()), lr=lr), named_parameters)
 

@@ -55,7 +55,7 @@ class StackedGame(Game):
         self._buffers = (dict(self.discriminator.named_buffers()), dict(self.generator.named_buffers()))
 
     @classmethod
-    def of(cls, games: list[Game]) -> "StackedGame":
+    def of(cls, games: list[Game]) -> StackedGame:
         def stacked(sampler):
             return lambda n: torch.stack([sampler(game)(n) for game in games])
 

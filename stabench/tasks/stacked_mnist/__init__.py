@@ -34,7 +34,8 @@ GRID_SAMPLES = 100
 @dataclass
 class StackedMnistParams(TaskParams):
     latent_dim: int = hyperparameter(100, at_least=1)
-    # "dcgan": our DCGAN-style pair; "metz": Metz et al.'s smaller nets, whose D can be a fraction of G (`metz-*` recipes)
+    # "dcgan": our DCGAN-style pair; "metz": Metz et al.'s smaller nets, whose D can be a fraction of G
+    # (`metz-*` recipes)
     architecture: Literal["dcgan", "metz"] = "dcgan"
     g_width: int = hyperparameter(32, at_least=1)  # channels of G's last hidden layer (each earlier one doubles)
     d_width: int = hyperparameter(32, at_least=1)  # channels of D's first layer (each later one doubles)
@@ -126,7 +127,7 @@ def mode_coverage(modes: Tensor) -> dict[str, float]:
 
 
 @functools.cache
-def _real_data_metrics(task: "StackedMnist", eval_samples: int, data_dir: str, mnist: str) -> dict[str, float]:
+def _real_data_metrics(task: StackedMnist, eval_samples: int, data_dir: str, mnist: str) -> dict[str, float]:
     params = StackedMnistParams(eval_samples=eval_samples, data_dir=data_dir, mnist=mnist)
     digits = task.data(params).train.images.float().div(127.5).sub(1)
     draws = torch.randint(len(digits), (eval_samples, 3), generator=torch.Generator().manual_seed(0))
