@@ -1,7 +1,9 @@
 """What identifies the code behind a record (its version and commit), and a smoke run that takes seconds."""
+import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
 import stabench
@@ -35,13 +37,19 @@ def git(folder, *args):
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
+ROOT = Path(stabench.__file__).resolve().parent.parent
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+@needs_git
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="the tests run from an installed copy, not a checkout")
 def test_a_record_carries_the_commit_of_the_checkout_it_ran_from(tmp_path):
     record = stabench.run("gradreg", "dirac", budget="smoke", steps=2, out=tmp_path, progress=False)
-    root = Path(stabench.__file__).resolve().parent.parent
-    assert record.versions["git_commit"] == git(root, "rev-parse", "HEAD")
-    assert record.versions["git_dirty"] == bool(git(root, "status", "--porcelain", "--", "stabench", "pyproject.toml"))
+    assert record.versions["git_commit"] == git(ROOT, "rev-parse", "HEAD")
+    assert record.versions["git_dirty"] == bool(git(ROOT, "status", "--porcelain", "--", "stabench", "pyproject.toml"))
 
 
+@needs_git
 def test_the_checkout_is_found_from_the_package_folder_and_its_code_changes_make_it_dirty(tmp_path, monkeypatch):
     package = tmp_path / "clone" / "stabench"
     package.mkdir(parents=True)
@@ -61,4 +69,7 @@ def test_the_checkout_is_found_from_the_package_folder_and_its_code_changes_make
 
 def test_a_machine_without_git_says_so_and_still_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert checkout() == {"git_commit": "unknown: git is not installed", "git_dirty": None}
+    record = stabench.run("gradreg", "dirac", budget="smoke", steps=2, out=tmp_path, progress=False)
+    assert record.status == "completed"
+    assert {key: record.versions[key] for key in ("git_commit", "git_dirty")} == {
+        "git_commit": "unknown: git is not installed", "git_dirty": None}
