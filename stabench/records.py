@@ -52,8 +52,9 @@ GIT_SECONDS = 10.0  # a git that hangs (a network file system) must not hold up 
 
 
 def _git(checkout: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True,
-                          timeout=GIT_SECONDS).stdout.strip()
+    # Without optional locks `git status` never writes the index: a sweep cannot get in the way of a commit.
+    return subprocess.run(["git", "--no-optional-locks", "-C", str(checkout), *args], capture_output=True, text=True,
+                          check=True, timeout=GIT_SECONDS).stdout.strip()
 
 
 def checkout(package_dir: Path = PACKAGE_DIR) -> dict[str, Any]:
