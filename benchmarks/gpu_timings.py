@@ -12,6 +12,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,7 +30,8 @@ def device_name(device: str) -> str:
 
 class Report:
     def __init__(self, out: Path, device: str):
-        self.out, self.rows = out, []
+        self.out = out
+        self.rows: list[dict[str, Any]] = []
         self.device = device_name(device)
         (out / "gpu_timings.jsonl").write_text("")
 
@@ -105,7 +107,8 @@ def main():
     report.add(what="quick mog sweep, every method x seeds, short", seeds=len(seeds), steps=sweep_steps,
                total_s=seconds, note=f"{len(methods)} methods; {outcome.line()}; no spectra")
     report.add(what="... extrapolated to quick (goal < 15 min)", seeds=len(seeds), steps=QUICK,
-               total_s=seconds * QUICK / sweep_steps, note="linear in steps: an upper estimate (start-up counted each time)")
+               total_s=seconds * QUICK / sweep_steps,
+               note="linear in steps: an upper estimate (start-up counted each time)")
 
 
 if __name__ == "__main__":

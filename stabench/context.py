@@ -99,7 +99,7 @@ class Context:
                 self.optimizers[player].load_state_dict(saved[f"{player}_optimizer"])
         self.state = dict(saved.get("method_state", {}))
 
-    def copy_for(self, game: Game) -> "Context":
+    def copy_for(self, game: Game) -> Context:
         """This context over `game` (a copy of the networks, say in float64), optimizer state cast to it."""
         copied = Context(game, self.settings, self.noise_seed, optimizer_state_known=self.optimizer_state_known)
         copied.load_state_dict(self.state_dict())

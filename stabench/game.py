@@ -7,8 +7,9 @@ gradient a method takes).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -126,7 +127,7 @@ class Game:
 
 def squared_norm(tensors: Params) -> Tensor:
     """Sum of squares over all tensors of a parameter dict (the squared global norm)."""
-    return sum((t * t).sum() for t in tensors.values())
+    return cast(Tensor, sum((t * t).sum() for t in tensors.values()))
 
 
 def negate(tensors: Params) -> Params:

@@ -40,7 +40,7 @@ def iteration(trainer, device: torch.device):
 
 
 class Graphed(Eager):
-    """Warm-up iterations, then one recorded and replayed with fresh batches (falls back to eager if recording fails)."""
+    """Warm-up iterations, then one recorded and replayed with fresh batches (eager if recording fails)."""
 
     note = "; iterations replayed as a CUDA graph"
 

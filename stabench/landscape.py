@@ -29,9 +29,10 @@ import csv
 import dataclasses
 import math
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,9 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs, eigsh
 
 from stabench.cell import pick_device
 from stabench.errors import StabenchError
-from stabench.records import LANDSCAPE_FILE, PATH_ANGLE_FIGURE, PATH_ANGLE_FILE, to_json, write_file_atomically, write_rows
+from stabench.records import (
+    LANDSCAPE_FILE, PATH_ANGLE_FIGURE, PATH_ANGLE_FILE, to_json, write_file_atomically, write_rows,
+)
 from stabench.spectra import (
     ARNOLDI_BASIS_BYTES, ARNOLDI_TOLERANCE, DENSE_LIMIT, FieldMap, NotDifferentiable, analysis_field, dense_jacobian,
     load_run,
@@ -86,8 +89,8 @@ def path_angle(field_map: FieldMap, start: torch.Tensor, end: torch.Tensor,
                alphas: Sequence[float] = DEFAULT_ALPHAS) -> PathAngle:
     """The path angle of `field_map`'s field on the line from `start` (θ₀) through `end` (θ₁), flat θs
     in `field_map`'s order (D first). The field is the training one (no graph kept for a Jacobian)."""
-    alphas = np.asarray(alphas, dtype=np.float64)
-    if alphas.ndim != 1 or not len(alphas) or not np.isfinite(alphas).all():
+    grid = np.asarray(alphas, dtype=np.float64)
+    if grid.ndim != 1 or not len(grid) or not np.isfinite(grid).all():
         raise StabenchError("the path angle needs a non-empty list of finite α values")
     training_game = dataclasses.replace(field_map.game, differentiable=False)
     plain = FieldMap(field_map.method, field_map.method_params, training_game, field_map.batch, field_map.ctx)
@@ -95,8 +98,8 @@ def path_angle(field_map: FieldMap, start: torch.Tensor, end: torch.Tensor,
     start, end = start.detach().to(dtype), end.detach().to(dtype)
     direction, n_d = end - start, sum(field_map.sizes[:len(field_map.d_shapes)])
     length = float(direction.norm())
-    columns = {column: [] for column in PATH_COLUMNS}
-    for alpha in alphas:
+    columns: dict[str, list[float]] = {column: [] for column in PATH_COLUMNS}
+    for alpha in grid:
         h = plain.at((1 - alpha) * start + alpha * end)
         finite = bool(torch.isfinite(h).all())
         values = {
@@ -290,7 +293,11 @@ def landscape(run_dir: str | Path, *, alphas: Sequence[float] = DEFAULT_ALPHAS, 
     }
     folder = Path(run_dir)
     write_file_atomically(folder / PATH_ANGLE_FILE, lambda file: write_rows(file, path.rows()))
-    write_file_atomically(folder / LANDSCAPE_FILE, lambda file: file.write_text(to_json(report) + "\n"))
+
+    def write_report(file: Path) -> None:
+        file.write_text(to_json(report) + "\n")
+
+    write_file_atomically(folder / LANDSCAPE_FILE, write_report)
     path_angle_figure([(folder, f"{record.method}, seed {record.seed}")], folder / PATH_ANGLE_FIGURE)
     return report
 

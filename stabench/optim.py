@@ -6,6 +6,7 @@ optimizer state through any number of steps (unrolled GANs, Extra-Adam).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -79,7 +80,7 @@ class DifferentiableOptimizer:
     the optimizers `make_optimizer` builds: Adam, RMSprop and SGD, without momentum or weight decay.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, named_parameters: dict[str, Tensor]):
+    def __init__(self, optimizer: torch.optim.Optimizer, named_parameters: Mapping[str, Tensor]):
         kind = type(optimizer)
         if kind not in STEPS:
             raise ValueError(f"cannot unroll {kind.__name__}; supported: {', '.join(k.__name__ for k in STEPS)}")
@@ -99,7 +100,7 @@ class DifferentiableOptimizer:
             }
 
     @classmethod
-    def sgd(cls, named_parameters: dict[str, Tensor], lr: float) -> "DifferentiableOptimizer":
+    def sgd(cls, named_parameters: Mapping[str, Tensor], lr: float) -> DifferentiableOptimizer:
         """Plain gradient steps of size `lr`: the replay where no optimizer state exists."""
         return cls(torch.optim.SGD(list(named_parameters.values()), lr=lr), named_parameters)
 

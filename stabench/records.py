@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -49,19 +50,50 @@ def package_version() -> str:
 
 
 LIBRARIES = ("torch", "numpy", "scipy", "pandas")  # what a run's numbers depend on, beside Python and stabench
+PACKAGE_DIR = Path(__file__).resolve().parent
+GIT_SECONDS = 10.0  # a git that hangs (a network file system) must not hold up a run
 
 
-def versions() -> dict[str, str]:
-    """The versions a record keeps: Python, stabench and `LIBRARIES`."""
+def _git(checkout: Path, *args: str) -> str:
+    # Without optional locks `git status` never writes the index: a sweep cannot get in the way of a commit.
+    return subprocess.run(["git", "--no-optional-locks", "-C", str(checkout), *args], capture_output=True, text=True,
+                          check=True, timeout=GIT_SECONDS).stdout.strip()
+
+
+def checkout(package_dir: Path = PACKAGE_DIR) -> dict[str, Any]:
+    """The git commit of the checkout the package at `package_dir` runs from (`git_commit`), and whether its
+    code differs from that commit (`git_dirty`: changed or new files in the package or in pyproject.toml).
+
+    The checkout is found from the package's own folder, never the current directory; a package that is
+    not at the top of one (installed from a wheel) says so in `git_commit`, with `git_dirty` None. Never
+    raises: a run is worth more than its commit."""
+    root = package_dir.parent
+    if not (root / ".git").exists():  # a folder in a clone, a file in a worktree
+        return {"git_commit": "none: not run from a git checkout", "git_dirty": None}
+    try:
+        commit = _git(root, "rev-parse", "HEAD")
+        changed = _git(root, "status", "--porcelain", "--", package_dir.name, "pyproject.toml")
+    except FileNotFoundError:
+        return {"git_commit": "unknown: git is not installed", "git_dirty": None}
+    except subprocess.CalledProcessError as error:  # no commit yet, or a repository git refuses to read
+        return {"git_commit": f"unknown: git exited with {error.returncode}", "git_dirty": None}
+    except (OSError, subprocess.SubprocessError) as error:  # a timeout, a git that cannot start
+        return {"git_commit": f"unknown: {type(error).__name__}", "git_dirty": None}
+    return {"git_commit": commit, "git_dirty": bool(changed)}
+
+
+def versions() -> dict[str, Any]:
+    """The versions a record keeps: Python, stabench, `LIBRARIES` and the commit of stabench's checkout."""
     import torch
 
-    found = {"python": platform.python_version(), "stabench": package_version(), "torch": torch.__version__}
+    found: dict[str, Any] = {"python": platform.python_version(), "stabench": package_version(),
+                             "torch": torch.__version__}
     for library in LIBRARIES[1:]:
         try:
             found[library] = version(library)
         except PackageNotFoundError:  # a vendored or source copy: say so rather than guess
             found[library] = "unknown"
-    return found
+    return found | checkout()
 
 
 class CorruptRecord(ValueError):

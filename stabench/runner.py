@@ -25,15 +25,23 @@ from stabench.records import (
 )
 from stabench.registry import provenance
 from stabench.resume import SNAPSHOT_DIR, Snapshots, outdated, snapshot_path
-from stabench.spectra import TRACKED_COLUMNS, SpectrumTooSlow, SpectrumTracker, game_spectrum
+from stabench.spectra import DENSE_LIMIT, TRACKED_COLUMNS, SpectrumTooSlow, SpectrumTracker, game_spectrum
 
 # The end-of-run spectrum of a large game (Arnoldi) gets about this long; `stabench spectrum --at RUN_DIR`
 # has no limit. The `mog` games take 13 to 130 s for their top 20 on one CPU core.
 SPECTRUM_SECONDS = 120.0
+# A smoke run checks that a cell runs, in seconds: its end-of-run spectrum is the dense one where the game
+# has at most DENSE_LIMIT parameters, and none (the record says why) where it would take Arnoldi.
+SMOKE_BUDGET = "smoke"
 
 
 def parameters_finite(game) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in (*game.discriminator.parameters(), *game.generator.parameters()))
+
+
+def parameter_count(game) -> int:
+    """The length of θ, the parameters of both players, that a spectrum is taken over."""
+    return sum(p.numel() for p in (*game.discriminator.parameters(), *game.generator.parameters()))
 
 
 def _all_finite(game, cell: Cell, batch) -> bool:
@@ -592,6 +600,10 @@ def end_of_run_spectrum(cell: Cell, game, ctx: Context) -> tuple[dict[str, Any],
     """The spectrum at the final parameters: its summary (or why there is none) and its eigenvalues."""
     if not parameters_finite(game):
         return {"error": "the final parameters are not finite"}, None
+    size = parameter_count(game)
+    if cell.budget == SMOKE_BUDGET and size > DENSE_LIMIT:
+        return {"skipped": f"the {SMOKE_BUDGET} budget takes no Arnoldi spectrum ({size} parameters, more than "
+                           f"the {DENSE_LIMIT} of a dense one); run `stabench spectrum --at RUN_DIR`"}, None
     try:
         result = game_spectrum(cell, game, ctx, seconds=SPECTRUM_SECONDS)
     except SpectrumTooSlow as reason:  # the record says how to get it without the time limit

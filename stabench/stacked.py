@@ -55,7 +55,7 @@ class StackedGame(Game):
         self._buffers = (dict(self.discriminator.named_buffers()), dict(self.generator.named_buffers()))
 
     @classmethod
-    def of(cls, games: list[Game]) -> "StackedGame":
+    def of(cls, games: list[Game]) -> StackedGame:
         def stacked(sampler):
             return lambda n: torch.stack([sampler(game)(n) for game in games])
 
@@ -133,14 +133,14 @@ class Seed:
             for name, value in [*stacked.named_parameters(), *stacked.named_buffers()]:
                 mine[name].copy_(value[self.index])
         for player, optimizer in self.stacked_ctx.optimizers.items():
-            own = self.ctx.optimizers[player]
+            own_optimizer = self.ctx.optimizers[player]
             saved = optimizer.state_dict()
             # The groups (lr, betas, ...) stay the seed's own; loading casts the state to its parameters.
             state = unstack(saved["state"], self.index)
             for entry in state.values():
                 if "step" in entry:  # a captured optimizer counts on the GPU; a single run's count lives on the CPU
                     entry["step"] = entry["step"].cpu()
-            own.load_state_dict({"state": state, "param_groups": own.state_dict()["param_groups"]})
+            own_optimizer.load_state_dict({"state": state, "param_groups": own_optimizer.state_dict()["param_groups"]})
         self.ctx.state = unstack(self.stacked_ctx.state, self.index)
 
     def snapshot(self) -> list[Tensor]:

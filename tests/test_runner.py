@@ -38,7 +38,8 @@ def test_record_holds_config_status_metrics_timing_and_versions(tmp_path):
     assert set(on_disk["metrics"]) >= {"modes_captured", "high_quality", "kl", "steps_to_all_modes"}
     assert on_disk["timing"]["steps"] == 40 and on_disk["timing"]["wall_seconds"] > 0
     assert on_disk["timing"]["steps_per_second"] == pytest.approx(40 / on_disk["timing"]["wall_seconds"])
-    assert set(on_disk["versions"]) == {"python", "stabench", "torch", "numpy", "scipy", "pandas"}
+    assert set(on_disk["versions"]) == {"python", "stabench", "torch", "numpy", "scipy", "pandas", "git_commit",
+                                        "git_dirty"}
     assert on_disk["versions"]["numpy"] == np.__version__ and on_disk["versions"]["pandas"] == pd.__version__
     assert on_disk["device"] == "cpu"
     assert (folder / SAMPLES_FILE).stat().st_size > 0
@@ -165,8 +166,8 @@ def test_a_run_stopped_by_sigterm_is_recorded_as_interrupted(tmp_path):
 
 
 def test_a_large_game_records_a_time_bounded_arnoldi_spectrum(tmp_path):
-    record = stabench.run("vanilla", "mog", budget="smoke", steps=1, out=tmp_path, progress=False,
-                          overrides={"hidden": 48, "latent_dim": 4})
+    record = stabench.run("vanilla", "mog", budget="quick", steps=1, spectrum_every=0, out=tmp_path, progress=False,
+                          overrides={"hidden": 48, "latent_dim": 4})  # not smoke: that skips a large game's spectrum
     summary = record.spectrum
     assert summary["solver"] == "arnoldi" and summary["n_parameters"] > 2000
     assert summary["n_eigenvalues"] >= 20
@@ -176,8 +177,8 @@ def test_a_large_game_records_a_time_bounded_arnoldi_spectrum(tmp_path):
 
 def test_a_spectrum_that_cannot_fit_its_time_is_skipped_and_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "SPECTRUM_SECONDS", 1e-6)
-    record = stabench.run("vanilla", "mog", budget="smoke", steps=1, out=tmp_path, progress=False,
-                          overrides={"hidden": 48, "latent_dim": 4})
+    record = stabench.run("vanilla", "mog", budget="quick", steps=1, spectrum_every=0, out=tmp_path, progress=False,
+                          overrides={"hidden": 48, "latent_dim": 4})  # not smoke: that skips a large game's spectrum
     assert record.status == "completed"
     assert "over the 1e-06 s allowed; run `stabench spectrum --at RUN_DIR`" in record.spectrum["skipped"]
     assert not (Path(record.path) / SPECTRUM_FILE).exists()

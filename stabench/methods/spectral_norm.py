@@ -24,6 +24,9 @@ class SpectralNormalisation(nn.Module):
     function of W alone between steps: the field, its spectrum and a reloaded run all see the same D.
     """
 
+    u: torch.Tensor  # buffers, registered in __init__
+    v: torch.Tensor
+
     def __init__(self, weight: torch.Tensor):
         super().__init__()
         matrix = weight.detach().flatten(1)

@@ -45,9 +45,10 @@ def plain_field(game, point, batch, loss: str, nonsaturating: bool, create_graph
     value = game.value(point, batch, loss)
     if nonsaturating:
         d = negate(game.gradient(value, point.d, create_graph=create_graph))
-        return Field(d, game.gradient(generator_loss(game, point, batch, loss, True), point.g, create_graph=create_graph))
-    both = game.gradient(value, {**{("d", k): v for k, v in point.d.items()}, **{("g", k): v for k, v in point.g.items()}},
-                         create_graph=create_graph)  # one backward pass for both players
+        g_loss = generator_loss(game, point, batch, loss, True)
+        return Field(d, game.gradient(g_loss, point.g, create_graph=create_graph))
+    players = {**{("d", k): v for k, v in point.d.items()}, **{("g", k): v for k, v in point.g.items()}}
+    both = game.gradient(value, players, create_graph=create_graph)  # one backward pass for both players
     return Field({name: -both["d", name] for name in point.d}, {name: both["g", name] for name in point.g})
 
 

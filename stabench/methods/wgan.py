@@ -18,7 +18,8 @@ class CriticParams(MethodParams):
 
 @dataclass
 class WGANParams(CriticParams):
-    clip: float = hyperparameter(0.01, at_least=0)  # clip every D parameter to [-clip, clip] after each D step; 0 turns it off
+    # clip every D parameter to [-clip, clip] after each D step; 0 turns it off
+    clip: float = hyperparameter(0.01, at_least=0)
 
 
 @dataclass

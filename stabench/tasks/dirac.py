@@ -66,7 +66,7 @@ def start(params: DiracParams, seed: int) -> tuple[float, float]:
     `init_radius` from (0, 0) at an angle uniform in [0, 2π) drawn from `seed`."""
     if (params.init_psi is None) != (params.init_theta is None):
         raise StabenchError("set both `init_psi` and `init_theta` for a fixed start, or neither for a seeded one")
-    if params.init_psi is not None:
+    if params.init_psi is not None and params.init_theta is not None:
         return params.init_psi, params.init_theta
     angle = float(np.random.default_rng(seed).uniform(0.0, 2 * math.pi))
     return params.init_radius * math.cos(angle), params.init_radius * math.sin(angle)

