@@ -25,8 +25,8 @@ def main(records="results/records", out="results/screen"):
              "the task's modes; the full protocol is every mode-coverage task at 20,000 steps and all its seeds "
              "(mog 10, grid25 5). Kendall τ: of the methods' IQM ranks, screen against full. Verdicts: the share "
              "of methods whose P(method > vanilla) interval is above, below or across 1/2 under both alike. "
-             f"Cost: wall-clock seconds on 2 CPU cores, one run per core, as the published runs took them "
-             f"(seeds 0-4 of mog trained in one sitting, later seeds in sittings 1.1-1.7 times slower).", "",
+             "Cost: wall-clock seconds on 2 CPU cores, one run per core, as the published runs took them "
+             "(seeds 0-4 of mog trained in one sitting, later seeds in sittings 1.1-1.7 times slower).", "",
              f"Methods that chose the screen (alphabetical, even positions): {', '.join(choosing[1:])}. "
              f"Held out (odd positions): {', '.join(judging[1:])}. vanilla is the baseline of both.", "",
              f"**Chosen: {chosen.label()}**, the best verdict agreement on the choosing half within "

@@ -108,7 +108,7 @@ def _rows(at: pd.DataFrame, task: str, method: str) -> pd.DataFrame:
 
 
 def _words(improvements: dict[str, stats.Estimate]) -> str:
-    groups = {ABOVE: [], ACROSS: [], BELOW: []}
+    groups: dict[str, list[str]] = {ABOVE: [], ACROSS: [], BELOW: []}
     for other, estimate in sorted(improvements.items(), key=lambda item: -item[1].value):
         groups[verdict(estimate)].append(f"{other} (P = {_p(estimate)})")
     parts = [f"{label} {', '.join(names)}" for label, names in
@@ -221,6 +221,10 @@ def summary(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
 def write(comparison: Comparison, out: Path) -> list[Path]:
     """compare.md and a self-contained compare.html (the leaderboard page's style) in `out`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -239,9 +243,9 @@ def write(comparison: Comparison, out: Path) -> list[Path]:
                 f"({site_escape(comparison.protocol.screen.label())}).</p>\n{verdict_html}"
                 + (f"<p>{site_escape(agreement)}.</p>\n" if agreement else ""))
     paths = [out / "compare.md", out / "compare.html"]
-    write_file_atomically(paths[0], lambda temporary: temporary.write_text(markdown))
+    write_file_atomically(paths[0], lambda temporary: _write(temporary, markdown))
     html = page(f"{comparison.method} compared", preamble, sections)
-    write_file_atomically(paths[1], lambda temporary: temporary.write_text(html))
+    write_file_atomically(paths[1], lambda temporary: _write(temporary, html))
     return paths
 
 

@@ -90,16 +90,17 @@ def _warn_newer_versions(records: list[RunRecord]) -> None:
     newer stabench or plugin: these numbers may not mean what this version's do). Unregistered tasks pass."""
     from stabench.tasks import TASKS
 
-    known = {}
+    known: dict[str, int | None] = {}
     for record in records:
         if record.task not in known:
             try:
                 known[record.task] = TASKS.get(record.task).version
             except StabenchError:
                 known[record.task] = None
-        if known[record.task] is not None and record.task_version > known[record.task]:
-            warnings.warn(f"run record {record.path / RUN_FILE}: task `{record.task}` version {record.task_version} "
-                          f"is newer than this stabench's ({known[record.task]}); tabulated on its own",
+        installed = known[record.task]
+        if installed is not None and record.task_version > installed:
+            warnings.warn(f"run record {Path(record.path or '') / RUN_FILE}: task `{record.task}` version "
+                          f"{record.task_version} is newer than this stabench's ({installed}); tabulated on its own",
                           stacklevel=3)
 
 

@@ -94,7 +94,8 @@ def test_a_config_file_gives_names_and_settings_and_the_command_line_wins(tmp_pa
 def test_run_with_a_config_file_trains_the_files_cell(invoke, tmp_path):
     file = write(tmp_path / "run.toml", 'method = "vanilla"\ntask = "dirac"\nbudget = "smoke"\nseed = 2\n'
                                         'steps = 20\nlr = 0.05\n')
-    result = invoke("run", "--config", str(file), "--set", "schedule=simultaneous", "--no-spectrum", "--quiet", "--json")
+    result = invoke("run", "--config", str(file), "--set", "schedule=simultaneous", "--no-spectrum", "--quiet",
+                    "--json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)
     assert (record["method"], record["task"], record["seed"], record["steps_planned"]) == ("vanilla", "dirac", 2, 20)
@@ -168,7 +169,8 @@ def test_like_layers_under_a_config_file_and_the_command_line(recorded, tmp_path
 def test_like_with_another_method_keeps_the_task_settings_only(recorded):
     chosen = run_config(like=recorded.path, method="vanilla", overrides={"batch_size": 8})
     assert "eta" not in chosen.overrides and chosen.overrides["lr"] == 0.02 and chosen.overrides["batch_size"] == 8
-    with pytest.raises(StabenchError, match="the record at .* is on task `lq1d`: its settings do not carry to task `lq`"):
+    with pytest.raises(StabenchError,
+                       match="the record at .* is on task `lq1d`: its settings do not carry to task `lq`"):
         run_config(like=recorded.path, task="lq")
 
 
