@@ -3,6 +3,7 @@ from stabench.context import Context, TrainingParams
 from stabench.errors import StabenchError
 from stabench.game import Batch, Field, Game, Point
 from stabench.hyperparams import hyperparameter
+from stabench.loggers import LOGGERS, LoggedRun, Logger
 from stabench.methods import METHODS, Method, MethodParams, Schedule
 from stabench.records import RunRecord, package_version
 from stabench.references import register_reference
@@ -13,6 +14,8 @@ __version__ = package_version()
 
 register_method = METHODS.register
 register_task = TASKS.register
+register_logger = LOGGERS.register
+unregister_logger = LOGGERS.unregister
 unregister_method = METHODS.unregister
 unregister_task = TASKS.unregister
 get_method = METHODS.get
@@ -34,8 +37,8 @@ def run(method, task, **options) -> RunRecord:
 
 
 __all__ = [
-    "Batch", "Budget", "Context", "Field", "Game", "Method", "MethodParams", "Point", "RunRecord", "Schedule",
+    "Batch", "Budget", "Context", "Field", "Game", "LoggedRun", "Logger", "Method", "MethodParams", "Point", "RunRecord", "Schedule",
     "Seeds", "StabenchError", "Task", "TaskParams", "TrainingParams", "get_method", "get_task", "hyperparameter",
-    "load_runs", "register_method", "register_reference", "register_task", "run", "unregister_method",
+    "load_runs", "register_logger", "register_method", "register_reference", "register_task", "run", "unregister_logger", "unregister_method",
     "unregister_task",
 ]
