@@ -73,6 +73,7 @@ def test_a_logger_gets_every_evaluation_then_the_pictures_then_the_end(recorder,
 
 
 def test_tensorboard_events_read_back_and_the_curve_csv_is_the_same_with_loggers(tmp_path):
+    pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logged = stabench.run("vanilla", "lq", out=tmp_path / "logged", loggers=["tensorboard", "csv"], **LQ)
@@ -214,6 +215,7 @@ def test_list_loggers(invoke):
 
 
 def test_a_sweep_logs_every_cell_to_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cells = sweeps.plan(["vanilla"], ["lq"], [0, 1], budget="smoke", steps=50, overrides={"batch_size": 16},
