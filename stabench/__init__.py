@@ -3,6 +3,7 @@ from stabench.context import Context, TrainingParams
 from stabench.errors import NotApplicable, StabenchError
 from stabench.game import LOSSES, Batch, Field, Game, Point, negate, squared_norm
 from stabench.hyperparams import hyperparameter
+from stabench.loggers import LOGGERS, LoggedRun, Logger
 from stabench.methods import METHODS, Method, MethodParams, Schedule
 from stabench.recipes import Recipe, register_recipe
 from stabench.records import RunRecord, package_version
@@ -14,6 +15,8 @@ __version__ = package_version()
 
 register_method = METHODS.register
 register_task = TASKS.register
+register_logger = LOGGERS.register
+unregister_logger = LOGGERS.unregister
 unregister_method = METHODS.unregister
 unregister_task = TASKS.unregister
 get_method = METHODS.get
@@ -50,9 +53,10 @@ def run(method, task, **options) -> RunRecord:
 
 
 __all__ = [
-    "LOSSES", "Batch", "Budget", "Context", "Field", "Game", "Method", "MethodParams", "NotApplicable", "Point",
-    "Recipe", "RunRecord", "Schedule", "Seeds", "StabenchError", "Task", "TaskParams", "TrainingParams", "aggregates",
-    "explain", "get_method", "get_task", "hyperparameter", "load_runs", "negate", "register_method",
-    "register_recipe", "register_reference", "register_task", "run", "squared_norm", "unregister_method",
+    "LOSSES", "Batch", "Budget", "Context", "Field", "Game", "LoggedRun", "Logger", "Method", "MethodParams",
+    "NotApplicable", "Point", "Recipe", "RunRecord", "Schedule", "Seeds", "StabenchError", "Task", "TaskParams",
+    "TrainingParams", "aggregates", "explain", "get_method", "get_task", "hyperparameter", "load_runs", "negate",
+    "register_logger", "register_method", "register_recipe", "register_reference", "register_task", "run",
+    "squared_norm", "unregister_logger", "unregister_method",
     "unregister_task",
 ]

@@ -14,7 +14,7 @@ import contextlib
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from tqdm.auto import tqdm
@@ -23,11 +23,12 @@ from stabench import graphs
 from stabench.cell import Cell, check_default_dtype, pick_device, resolve
 from stabench.errors import StabenchError
 from stabench.locks import exclusive
+from stabench.loggers import Logger, RunLoggers, loggers_of
 from stabench.methods.base import vouches
 from stabench.records import FINISHED, RunRecord, run_directory
 from stabench.runner import (
     DEFAULT_CHECKPOINTS, Trainer, Training, check_out, check_writable, finish, finished_record, made_by,
-    make_context, measure, new_record, planned_checkpoints, run, threads_for,
+    logged_run, make_context, measure, new_record, planned_checkpoints, run, threads_for,
 )
 from stabench.spectra import SpectrumTracker
 from stabench.stacked import Seed, StackedContext, StackedGame
@@ -45,15 +46,17 @@ def run_seeds(method, task, *, seeds: list[int], budget: str = "quick", steps: i
               overrides: dict[str, Any] | None = None, recipe: str | None = None, device: str = "auto",
               out: str | Path = "results/runs", progress: bool = True, spectrum: bool = True, force: bool = False,
               threads: int | None = None, spectrum_every: int | None = None,
-              checkpoints: int = DEFAULT_CHECKPOINTS, batched: bool | None = None) -> list[RunRecord]:
-    """Train `seeds` of one cell and write one record per seed, as `runner.run` does for one (same options);
-    return the records in the order of `seeds`.
+              checkpoints: int = DEFAULT_CHECKPOINTS, batched: bool | None = None,
+              loggers: Iterable[str | Logger] = ()) -> list[RunRecord]:
+    """Train `seeds` of one cell and write one record per seed, as `runner.run` does for one (same options,
+    `loggers` too: each seed is a run of its own to them); return the records in the order of `seeds`.
 
     `batched`: train them as one stacked model (None: on CUDA only). An unbatchable method trains one seed
     after another, each record noting why. Finished records are reused unless `force`, as by `run`.
     """
     check_default_dtype()
     out = check_out(out)
+    chosen = loggers_of(loggers)
     cells = [resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=overrides, recipe=recipe)
              for seed in dict.fromkeys(seeds)]
     if not cells:
@@ -65,7 +68,7 @@ def run_seeds(method, task, *, seeds: list[int], budget: str = "quick", steps: i
         return [run(cell.method, cell.task, seed=cell.seed, budget=budget, steps=steps, overrides=overrides,
                     recipe=recipe, device=device, out=out, progress=progress, spectrum=spectrum, force=force,
                     threads=threads, spectrum_every=spectrum_every, checkpoints=checkpoints,
-                    notes=(note,) if note else ()) for cell in cells]
+                    notes=(note,) if note else (), loggers=chosen) for cell in cells]
     every = cells[0].task.budgets[cells[0].budget].spectrum_every if spectrum_every is None else spectrum_every
     if every < 0 or checkpoints < 0:
         raise StabenchError("`--spectrum-every` and `--checkpoints` must be at least 0")
@@ -80,13 +83,13 @@ def run_seeds(method, task, *, seeds: list[int], budget: str = "quick", steps: i
                     f"run {cell.run_id} ({cell.method.name} on {cell.task.name}, seed {cell.seed}) is being "
                     f"trained into `{out}` by another process"))
             return _run_batched(cells, torch_device, Path(out), progress, spectrum, force, every if spectrum else 0,
-                                checkpoints)
+                                checkpoints, chosen)
     finally:
         torch.set_num_threads(before)
 
 
 def _run_batched(cells: list[Cell], device: torch.device, out: Path, progress: bool, spectrum: bool, force: bool,
-                 spectrum_every: int, checkpoints: int) -> list[RunRecord]:
+                 spectrum_every: int, checkpoints: int, loggers: list[Logger]) -> list[RunRecord]:
     directories = [run_directory(out, cell.task.name, cell.method.name, cell.run_id) for cell in cells]
     previous = [finished_record(directory) for directory in directories]
     reused = {i: record for i, record in enumerate(previous)
@@ -98,13 +101,24 @@ def _run_batched(cells: list[Cell], device: torch.device, out: Path, progress: b
     if todo:
         records |= _train_and_write([cells[i] for i in todo], [directories[i] for i in todo],
                                     [previous[i] for i in todo], device, progress, spectrum, spectrum_every,
-                                    checkpoints, indices=todo)
+                                    checkpoints, loggers, indices=todo)
     return [records[i] for i in range(len(cells))]
 
 
-def _train_and_write(cells, directories, previous, device, progress, spectrum, spectrum_every, checkpoints, *,
-                     indices) -> dict[int, RunRecord]:
+def _train_and_write(cells, directories, previous, device, progress, spectrum, spectrum_every, checkpoints, loggers,
+                     *, indices) -> dict[int, RunRecord]:
     records = [new_record(cell, device) for cell in cells]
+    logs = [RunLoggers(loggers, logged_run(cell, directory)) for cell, directory in zip(cells, directories)]
+    try:
+        return _write_seeds(cells, directories, previous, device, progress, spectrum, spectrum_every, checkpoints,
+                            records, logs, indices)
+    finally:
+        for log, record in zip(logs, records):
+            log.close(record.status, record.metrics)
+
+
+def _write_seeds(cells, directories, previous, device, progress, spectrum, spectrum_every, checkpoints, records, logs,
+                 indices) -> dict[int, RunRecord]:
     seeds, iteration, interrupted = None, None, False
     began = time.perf_counter()
     try:
@@ -125,7 +139,7 @@ def _train_and_write(cells, directories, previous, device, progress, spectrum, s
         measured = [Training(status="failed", error=f"{type(error).__name__}: {error}",
                              traceback=traceback.format_exc()) for _ in cells]
     else:
-        measured = train_seeds(cells, stacked, seeds, iteration, device, progress, spectrum_every, checkpoints)
+        measured = train_seeds(cells, stacked, seeds, iteration, device, progress, spectrum_every, checkpoints, logs)
         interrupted = any(m.status == "interrupted" for m in measured)
     note = (f"trained batched: seeds {', '.join(str(cell.seed) for cell in cells)} as one stacked model on "
             f"{device}{iteration.note if iteration else ''}; wall_seconds is the whole batch's")
@@ -138,7 +152,7 @@ def _train_and_write(cells, directories, previous, device, progress, spectrum, s
             seeds[i].fill()
         try:
             finish(cell, directories[i], record, measured[i], game, ctx, seconds, previous=previous[i],
-                   spectrum=spectrum, interrupted=measured[i].status == "interrupted")
+                   spectrum=spectrum, interrupted=measured[i].status == "interrupted", log=logs[i])
         except KeyboardInterrupt:  # written: the other seeds are written too before stopping
             interrupted = True
         except StabenchError as error:
@@ -151,11 +165,14 @@ def _train_and_write(cells, directories, previous, device, progress, spectrum, s
 
 
 def train_seeds(cells: list[Cell], stacked: StackedGame, seeds: list[Seed], iteration, device: torch.device,
-                progress: bool, spectrum_every: int, checkpoints: int) -> list[Training]:
+                progress: bool, spectrum_every: int, checkpoints: int,
+                logs: list[RunLoggers | None] | None = None) -> list[Training]:
     """`runner.train` for the seeds of a stacked game: one iteration of `iteration` trains them all; each
-    seed is evaluated on its own, on its own streams, and what it measured is returned per seed."""
+    seed is evaluated on its own, on its own streams (its rows to its own `logs[i]`), and what it measured is
+    returned per seed."""
     first = cells[0]
     measured = [Training() for _ in cells]
+    logs = logs or [None] * len(cells)
     trackers = [SpectrumTracker(cell) if spectrum_every > 0 else None for cell in cells]
     keep = planned_checkpoints(first, checkpoints)
     active = list(range(len(cells)))
@@ -165,7 +182,7 @@ def train_seeds(cells: list[Cell], stacked: StackedGame, seeds: list[Seed], iter
         for i in list(active):
             seeds[i].fill()
             measure(step, cells[i], seeds[i].game, seeds[i].ctx, stacked.seed_batch(batch, i), measured[i],
-                    trackers[i], spectrum_every, keep)
+                    trackers[i], spectrum_every, keep, logs[i])
             if measured[i].status == "diverged":
                 active.remove(i)
                 frozen[i] = seeds[i].snapshot()

@@ -31,6 +31,11 @@ class Commands(click.Group):
             ctx.exit(2)
 
 
+logger_option = click.option(
+    "--logger", "loggers", multiple=True, metavar="NAME",
+    help="Also log to NAME while training: tensorboard, wandb, csv (always), or a plugin's (repeatable).",
+)
+
 plugin_option = click.option(
     "--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE",
     help="A .py file or module that registers methods or tasks (repeatable; also $STABENCH_PLUGINS).",
@@ -81,9 +86,10 @@ config_option = click.option(
               help="Also analyse rotation against potential at the end (as `stabench landscape --at RUN_DIR`).")
 @click.option("--force", is_flag=True,
               help="Train again even if a finished record of this cell exists (replaced only by a finished attempt).")
+@logger_option
 @plugin_option
 def run(method, task, seed, seeds, batched, budget, steps, assignments, recipe, config_file, like, device, out, as_json,
-        quiet, no_spectrum, threads, spectrum_every, checkpoints, landscape, force, plugins):
+        quiet, no_spectrum, threads, spectrum_every, checkpoints, landscape, force, loggers, plugins):
     """Train METHOD on TASK for one seed (or --seeds) and write its run record; --like RUN_DIR trains a
     record's settings again (with --out elsewhere, or --force)."""
     from stabench.batched import run_seeds
@@ -93,7 +99,7 @@ def run(method, task, seed, seeds, batched, budget, steps, assignments, recipe, 
     if seeds is not None and landscape:
         raise StabenchError("`--landscape` analyses one run: use it with --seed, or `stabench landscape --at RUN_DIR`")
     options = dict(device=device, out=out, progress=not (quiet or as_json), spectrum=not no_spectrum, force=force,
-                   threads=threads, spectrum_every=spectrum_every, checkpoints=checkpoints)
+                   threads=threads, spectrum_every=spectrum_every, checkpoints=checkpoints, loggers=loggers)
     # With --json, stdout is the JSON alone: what plugins print goes to stderr.
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         load_plugins(plugins)
@@ -201,9 +207,10 @@ def explanation_text(found) -> str:
 @click.option("--out", default="results/runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--no-spectrum", is_flag=True, help="Skip the Jacobian spectrum at the end of each run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@logger_option
 @plugin_option
 def sweep(methods, tasks, seeds, budget, steps, assignments, recipe, workers, threads, spectrum_every, landscape,
-          backend, address, device, out, no_spectrum, quiet, plugins):
+          backend, address, device, out, no_spectrum, quiet, loggers, plugins):
     """Run every (method, task, seed) cell; finished cells under --out are skipped, so a rerun resumes."""
     from stabench import sweep as sweeps
 
@@ -216,7 +223,7 @@ def sweep(methods, tasks, seeds, budget, steps, assignments, recipe, workers, th
     try:
         report = sweeps.sweep(cells, workers=workers, backend=backend, address=address, plugins=plugins,
                               device=device, spectrum=not no_spectrum, progress=not quiet, threads=threads,
-                              spectrum_every=spectrum_every, landscape=landscape)
+                              spectrum_every=spectrum_every, landscape=landscape, loggers=loggers)
     except KeyboardInterrupt:
         click.echo("stabench: sweep interrupted; run the same command again to resume", err=True)
         sys.exit(130)
@@ -277,13 +284,20 @@ def publish(results, destination, command, plugins):
 
 
 @cli.command(name="list")
-@click.argument("what", type=click.Choice(["methods", "tasks", "recipes"]))
+@click.argument("what", type=click.Choice(["methods", "tasks", "recipes", "loggers"]))
 @click.option("--task", default=None, help="With `methods`: show the defaults that apply on this task.")
 @click.option("--verbose", "-v", is_flag=True, help="With `methods`: each method's defaults and reference settings.")
 @plugin_option
 def list_entries(what, task, verbose, plugins):
-    """List registered methods (one line each; --verbose or --task for their settings), tasks or recipes."""
+    """List registered methods (one line each; --verbose or --task for their settings), tasks, recipes or loggers."""
     load_plugins(plugins)
+    if what == "loggers":
+        from stabench.loggers import LOGGERS
+
+        width = max(len(name) for name in LOGGERS.names())
+        for entry in LOGGERS:
+            click.echo(f"{entry.name:<{width}}  {entry.description}")
+        return
     if what == "recipes":
         for recipe in recipes():
             budgets = ", ".join(f"{name} {b.steps} steps" for name, b in recipe.budgets.items()) or "the task's"

@@ -9,7 +9,7 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -20,8 +20,10 @@ from stabench.context import Context, map_tensors
 from stabench.errors import NotApplicable, StabenchError, one_line
 from stabench.landscape import landscape as analyse_landscape
 from stabench.locks import exclusive
+from stabench.loggers import LoggedRun, Logger, RunLoggers, loggers_of
 from stabench.records import (
-    FINISHED, RunRecord, is_record, method_code, read_record, run_directory, task_code, versions, write_run,
+    FINISHED, SAMPLES_FILE, RunRecord, is_record, method_code, read_record, run_directory, task_code, versions,
+    write_run,
 )
 from stabench.registry import provenance
 from stabench.resume import SNAPSHOT_DIR, Snapshots, outdated, snapshot_path
@@ -171,12 +173,12 @@ def planned_checkpoints(cell: Cell, count: int) -> set[int]:
 
 
 def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool = False, spectrum_every: int = 0,
-          checkpoints: int = 0, snapshots: Snapshots | None = None) -> Training:
+          checkpoints: int = 0, snapshots: Snapshots | None = None, log: RunLoggers | None = None) -> Training:
     """The training loop: updates `game` in place, evaluates every `cell.eval_every` steps, tracks the
     Jacobian spectrum every `spectrum_every` steps (and at step 0; 0: never), keeps `checkpoints`
     intermediate states, and returns what it measured, however it ended (a divergence, an error or Ctrl-C
     is a status, not an exception). With `snapshots`, it starts from the saved snapshot where there is one
-    and saves one at evaluations as they fall due (`stabench.resume`).
+    and saves one at evaluations as they fall due (`stabench.resume`). Every evaluation's row goes to `log`.
 
     Divergence is checked at evaluations, where the loop synchronises anyway, so a GPU is never stalled
     every step. Evaluation and tracking are outside `wall_seconds`; tracking's own time is kept apart.
@@ -192,7 +194,7 @@ def train(cell: Cell, game, ctx: Context, device: torch.device, progress: bool =
         first = restore(saved, cell, trainer, game, ctx, measured, tracker) + 1
 
     def checkpoint(step: int, batch) -> dict[str, float] | None:
-        return measure(step, cell, game, ctx, batch, measured, tracker, spectrum_every, keep)
+        return measure(step, cell, game, ctx, batch, measured, tracker, spectrum_every, keep, log)
 
     bar = None
     try:  # from the bar on: a Ctrl-C or SIGTERM while it is being drawn is an interrupted run too
@@ -302,9 +304,9 @@ def _restore(saved: dict[str, Any], trainer: Trainer, game, ctx: Context, measur
 
 
 def measure(step: int, cell: Cell, game, ctx: Context, batch, measured: Training, tracker: SpectrumTracker | None,
-            spectrum_every: int, keep: set[int]) -> dict[str, float] | None:
-    """One evaluation of a training loop at `step` into `measured`: divergence (None), else the metrics, the
-    tracked spectrum where due and the kept checkpoint where planned."""
+            spectrum_every: int, keep: set[int], log: RunLoggers | None = None) -> dict[str, float] | None:
+    """One evaluation of a training loop at `step` into `measured` (and its row to `log`): divergence (None),
+    else the metrics, the tracked spectrum where due and the kept checkpoint where planned."""
     if not _all_finite(game, cell, batch):
         measured.status, measured.diverged_at_step = "diverged", step
         return None
@@ -325,6 +327,8 @@ def measure(step: int, cell: Cell, game, ctx: Context, batch, measured: Training
     if step in keep:
         measured.checkpoints[step] = copy.deepcopy(state_of(game, ctx))
     measured.curve.append(row)
+    if log is not None:
+        log.metrics(row)
     return metrics
 
 
@@ -373,7 +377,7 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
         overrides: dict[str, Any] | None = None, recipe: str | None = None, device: str = "auto",
         out: str | Path = "results/runs", progress: bool = True, spectrum: bool = True, force: bool = False, threads: int | None = None,
         spectrum_every: int | None = None, checkpoints: int = DEFAULT_CHECKPOINTS, landscape: bool = False,
-        notes: tuple[str, ...] = ()) -> RunRecord:
+        notes: tuple[str, ...] = (), loggers: Iterable[str | Logger] = ()) -> RunRecord:
     """Train one cell (under the named `recipe`, if given) with `threads_for(threads)` CPU threads and write its record under `out`; return the
     record (its `path` set). While it trains, no other process can train the same cell into `out`.
 
@@ -387,10 +391,12 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
     replaced by a finished attempt. A run that diverges,
     fails or is interrupted is still recorded; Ctrl-C is raised again once the record is written, and a
     run stopped part-way goes on from its last snapshot the next time (`stabench.resume`). `notes`
-    go into the record (how it was made, where a reader should know).
+    go into the record (how it was made, where a reader should know). `loggers` (registered names or
+    `stabench.Logger`s; `stabench.loggers`) also receive what the run measures while it trains.
     """
     check_default_dtype()
     out = check_out(out)
+    chosen = loggers_of(loggers)
     cell = resolve(method, task, seed=seed, budget=budget, steps=steps, overrides=overrides, recipe=recipe)
     torch_device = pick_device(device)
     directory = run_directory(Path(out), cell.task.name, cell.method.name, cell.run_id)
@@ -411,7 +417,7 @@ def run(method, task, *, seed: int = 0, budget: str = "quick", steps: int | None
             snapshots.tidy()
             remove_outdated_snapshots(Path(out), cell)
             record = _run(cell, torch_device, directory, progress, spectrum, force, every if spectrum else 0,
-                          checkpoints, notes, snapshots)
+                          checkpoints, notes, snapshots, chosen)
             if landscape and record.status in FINISHED and not record.reused:
                 try:
                     analyse_landscape(directory, device=str(torch_device))
@@ -447,8 +453,15 @@ def _build(cell: Cell, torch_device: torch.device, record: RunRecord):
     return game, make_context(cell, game)
 
 
+def logged_run(cell: Cell, directory: Path) -> LoggedRun:
+    """What the loggers of `cell`'s run, recorded into `directory`, are told of it."""
+    return LoggedRun(cell.method.name, cell.task.name, cell.seed, cell.run_id, cell.budget, cell.config,
+                     directory.parents[2])
+
+
 def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool, spectrum: bool,
-         force: bool, spectrum_every: int, checkpoints: int, notes: tuple[str, ...], snapshots: Snapshots) -> RunRecord:
+         force: bool, spectrum_every: int, checkpoints: int, notes: tuple[str, ...], snapshots: Snapshots,
+         loggers: list[Logger]) -> RunRecord:
     previous = finished_record(directory)
     if previous is not None and made_by(previous, cell.method, cell.task) and not force:
         if snapshots.path.is_file():  # of an interrupted `--force` attempt: this command takes the record instead
@@ -459,6 +472,17 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
         return previous
     record = new_record(cell, torch_device)
     record.notes = list(notes)
+    log = RunLoggers(loggers, logged_run(cell, directory))
+    try:
+        return _train_and_record(cell, torch_device, directory, progress, spectrum, spectrum_every, checkpoints,
+                                 snapshots, previous, record, log)
+    finally:
+        log.close(record.status, record.metrics)
+
+
+def _train_and_record(cell: Cell, torch_device: torch.device, directory: Path, progress: bool, spectrum: bool,
+                      spectrum_every: int, checkpoints: int, snapshots: Snapshots, previous: RunRecord | None,
+                      record: RunRecord, log: RunLoggers) -> RunRecord:
     game, ctx, interrupted = None, None, False
     began = time.perf_counter()
     try:
@@ -478,11 +502,11 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
             snapshots.settings["data"] = record.data
         try:
             measured = train(cell, game, ctx, torch_device, progress, spectrum_every, checkpoints,
-                             snapshots if resumable else None)
+                             snapshots if resumable else None, log)
         except UnusableSnapshot as reason:  # restoring may have changed the game part-way: build it again
             snapshots.refuse(f"cannot be resumed: {reason}")
             game, ctx = _build(cell, torch_device, record)
-            measured = train(cell, game, ctx, torch_device, progress, spectrum_every, checkpoints, snapshots)
+            measured = train(cell, game, ctx, torch_device, progress, spectrum_every, checkpoints, snapshots, log)
         interrupted = measured.status == "interrupted"
     if snapshots.said is not None:
         record.notes.append(snapshots.said)
@@ -490,7 +514,7 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
         record.notes.append(f"resumed at step {measured.resumed_at_step} from the snapshot of an interrupted attempt")
     try:
         finish(cell, directory, record, measured, game, ctx, time.perf_counter() - began, previous=previous,
-               spectrum=spectrum, interrupted=interrupted)
+               spectrum=spectrum, interrupted=interrupted, log=log)
     except KeyboardInterrupt as stop:  # raised once the record is written, or kept
         if not interrupted:  # the record is finished; only its spectrum was stopped
             snapshots.discard()
@@ -506,11 +530,12 @@ def _run(cell: Cell, torch_device: torch.device, directory: Path, progress: bool
 
 
 def finish(cell: Cell, directory: Path, record: RunRecord, measured: Training, game, ctx: Context | None,
-           seconds: float, *, previous: RunRecord | None, spectrum: bool, interrupted: bool) -> None:
+           seconds: float, *, previous: RunRecord | None, spectrum: bool, interrupted: bool,
+           log: RunLoggers | None = None) -> None:
     """Complete `record` from what training `measured` (and the final spectrum, where asked and finished)
-    and write it with its artifacts into `directory`. A `previous` finished record is kept, with a one-line
-    error, when this attempt did not finish; Ctrl-C (during training or the spectrum) is raised again once
-    the record is written, or kept."""
+    and write it with its artifacts into `directory`, then end `log` with its pictures. A `previous` finished
+    record is kept, with a one-line error, when this attempt did not finish; Ctrl-C (during training or the
+    spectrum) is raised again once the record is written, or kept."""
     _measured_into(record, measured, cell, game, seconds)
     eigenvalues = None
     if spectrum and measured.status in FINISHED and not interrupted:
@@ -531,6 +556,9 @@ def finish(cell: Cell, directory: Path, record: RunRecord, measured: Training, g
                   checkpoints=measured.checkpoints if keep_state else {})
     except OSError as error:
         raise StabenchError(f"cannot write the record at `{directory}`: {error.strerror or error}") from None
+    if log is not None:
+        log.end(record.status, record.metrics, measured.steps, directory / SAMPLES_FILE if keep_state else None,
+                eigenvalues)
     if interrupted:
         raise KeyboardInterrupt(str(directory))
 

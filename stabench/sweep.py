@@ -32,6 +32,7 @@ from stabench.cell import pick_device, resolve
 from stabench.errors import StabenchError, did_you_mean, interrupt
 from stabench.hyperparams import field_types
 from stabench.locks import exclusive
+from stabench.loggers import loggers_of
 from stabench.methods import METHODS
 from stabench.records import run_directory
 from stabench.registry import load_plugins
@@ -139,6 +140,7 @@ class CellOptions:
     spectrum_every: int | None = None
     landscape: bool = False
     batched: bool = False  # train the seeds of a job as one stacked model
+    loggers: tuple[str, ...] = ()  # names: a worker process takes them from its own registry
 
 
 def jobs(cells: list[SweepCell], batched: bool) -> list[tuple[SweepCell, ...]]:
@@ -163,7 +165,8 @@ def run_job(job: tuple[SweepCell, ...], options: CellOptions = CellOptions()) ->
         records = run_seeds(first.method, first.task, seeds=[cell.seed for cell in job], budget=first.budget,
                             steps=first.steps, overrides=first.overrides, recipe=first.recipe, out=first.out,
                             progress=False, force=True, device=options.device, spectrum=options.spectrum,
-                            threads=options.threads, spectrum_every=options.spectrum_every, batched=True)
+                            threads=options.threads, spectrum_every=options.spectrum_every, batched=True,
+                            loggers=options.loggers)
     except StabenchError as error:
         return [(cell, "failed", str(error)) for cell in job]
     except Exception as error:  # outside training (the runner records those): report, keep sweeping
@@ -179,7 +182,7 @@ def run_cell(cell: SweepCell, options: CellOptions = CellOptions()) -> tuple[Swe
                      overrides=cell.overrides, recipe=cell.recipe, out=cell.out, progress=False, force=True,
                      device=options.device,
                      spectrum=options.spectrum, threads=options.threads, spectrum_every=options.spectrum_every,
-                     landscape=options.landscape)
+                     landscape=options.landscape, loggers=options.loggers)
     except StabenchError as error:
         return cell, "failed", str(error)
     except Exception as error:  # outside training (the runner records those): report, keep sweeping
@@ -319,12 +322,15 @@ class SweepReport:
 def sweep(cells: list[SweepCell], *, workers: int | None = None, backend: str = "local",
           address: str | None = None, plugins: Iterable[str] = (), device: str = "auto",
           spectrum: bool = True, progress: bool = True, threads: int | None = None,
-          spectrum_every: int | None = None, landscape: bool = False) -> SweepReport:
+          spectrum_every: int | None = None, landscape: bool = False, loggers: Iterable[str] = ()) -> SweepReport:
     """Run the cells of `plan(...)` that are not finished yet, each with `threads` CPU threads (see
     `runner.threads_for`); a progress bar counts cells. One sweep at a time uses a results folder. On a CUDA
-    device (and without `landscape`, which runs per cell) the seeds of each setting are one batched job."""
+    device (and without `landscape`, which runs per cell) the seeds of each setting are one batched job.
+    Every cell's run goes to the `loggers` named (registered names, checked before anything runs)."""
+    loggers = tuple(loggers)
+    loggers_of(loggers)
     batched = pick_device(device).type == "cuda" and not landscape
-    options = CellOptions(device, spectrum, threads, spectrum_every, landscape, batched)
+    options = CellOptions(device, spectrum, threads, spectrum_every, landscape, batched, loggers)
     outs = sorted({cell.out for cell in cells})
     for out in outs:
         check_writable(out)
