@@ -14,7 +14,8 @@ import contextlib
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import torch
 from tqdm.auto import tqdm

@@ -467,15 +467,23 @@ def landscape(at, k, device, as_json, plugins):
 @click.option("--threads", type=int, default=None, help="CPU threads per cell [default: $OMP_NUM_THREADS, else 1].")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--bundle", default=None, type=click.Path(file_okay=False),
+              help="Also write a submission here: the records, the plugin source, the commands and versions.")
+@logger_option
 @plugin_option
-def compare(method, protocol, against, out, workers, threads, device, quiet, plugins):
+def compare(method, protocol, against, out, workers, threads, device, quiet, bundle, loggers, plugins):
     """Run METHOD on a protocol's cells and say where it stands among the published methods."""
+    import shlex
+
     from stabench.compare import agreement_text, compare as compare_method
 
     load_plugins(plugins)
+    command = shlex.join(["stabench", "compare", "--method", method, "--protocol", protocol,
+                          *(part for plugin in plugins for part in ("--plugin", plugin))])
     try:
         found = compare_method(method, protocol, against=against, out=out, plugins=plugins, workers=workers,
-                               threads=threads, device=device, progress=not quiet)
+                               threads=threads, device=device, progress=not quiet, loggers=loggers, bundle=bundle,
+                               command=command)
     except KeyboardInterrupt:
         click.echo("stabench: compare interrupted; run the same command again to resume", err=True)
         sys.exit(130)
@@ -487,6 +495,28 @@ def compare(method, protocol, against, out, workers, threads, device, quiet, plu
     if agreement:
         click.echo(f"how far to trust it: {agreement}")
     click.echo("wrote " + ", ".join(str(path) for path in found.paths))
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--cells", default=2, show_default=True, type=int, help="How many of its cells to run again.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Chooses the cells.")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Where the reruns go [BUNDLE/verify].")
+def verify(bundle, cells, seed, out):
+    """Rerun a few cells of a submission (`compare --bundle`) and say whether each reproduces."""
+    from stabench.bundle import TOLERANCE
+    from stabench.bundle import verify as verify_bundle
+
+    if cells < 1:
+        raise StabenchError(f"`--cells` must be at least 1, got {cells}")
+    checks = verify_bundle(bundle, cells=cells, seed=seed, out=out)
+    for check in checks:
+        said = "reproduces" if check.reproduces else "does NOT reproduce"
+        click.echo(f"{check.task} seed {check.seed} ({check.run_id}): {said}; largest relative difference "
+                   f"{check.largest:.2g}" + (f" ({check.metric})" if check.metric else "")
+                   + f", tolerance {TOLERANCE:g}")
+    if not all(check.reproduces for check in checks):
+        sys.exit(1)
 
 
 def _assignments(values: dict) -> str:

@@ -125,10 +125,12 @@ def _p(estimate: stats.Estimate) -> str:
 
 def compare(method: str, protocol: str = "screen", *, against: str | Path | None = None,
             out: str | Path = "results/compare", plugins=(), workers: int | None = None, threads: int | None = None,
-            device: str = "cpu", progress: bool = True, overrides: dict | None = None) -> Comparison:
+            device: str = "cpu", progress: bool = True, overrides: dict | None = None, loggers=(),
+            bundle: str | Path | None = None, command: str | None = None) -> Comparison:
     """Run `method` on the protocol's cells under `out`/runs (finished cells reused) and place it among the
-    published records (`against`); write `out`/compare.md and `out`/compare.html. `overrides` apply to every
-    cell, for published records made under the same ones."""
+    published records (`against`); write `out`/compare.md and `out`/compare.html, and with `bundle` a submission
+    there (`stabench.bundle.write_bundle`). `overrides` apply to every cell, for published records made under
+    the same ones; `loggers` watch the runs (`stabench list loggers`)."""
     from stabench.sweep import plan, sweep
 
     chosen = check_protocol(protocol)
@@ -140,7 +142,7 @@ def compare(method: str, protocol: str = "screen", *, against: str | Path | None
         [name], [task], range(min(screen.seeds, _published_seeds(records, task, chosen))), budget=chosen.budget,
         steps=screen.steps if chosen.steps_overridden else None, overrides=overrides, out=out / "runs")]
     sweep(cells, workers=workers, plugins=plugins, device=device, spectrum=False, spectrum_every=0,
-          progress=progress, threads=threads)
+          progress=progress, threads=threads, loggers=loggers)
     published_runs, our_runs = load_runs(records), load_runs(out / "runs")
     our_runs = our_runs[our_runs.method == name]
     _check_like(published_runs[published_runs.budget == chosen.budget], our_runs, chosen)
@@ -160,6 +162,11 @@ def compare(method: str, protocol: str = "screen", *, against: str | Path | None
     comparison = Comparison(name, chosen, {task: _rows(at, task, name) for task in screen.tasks}, stats.iqm(mine),
                             improvements, _words(improvements))
     comparison.paths = write(comparison, out)
+    if bundle is not None:
+        from stabench.bundle import write_bundle
+
+        made = command or f"stabench compare --method {name} --protocol {chosen.name}"
+        comparison.paths.append(write_bundle(name, out / "runs", bundle, plugins=plugins, commands=[made]))
     return comparison
 
 

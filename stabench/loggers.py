@@ -15,7 +15,8 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from stabench.errors import StabenchError, one_line
 from stabench.registry import Registry
@@ -98,7 +99,7 @@ class TensorBoardLogger(Logger):
 
     def __init__(self, logdir: str | Path | None = None):
         self.logdir = logdir
-        self.writer = None
+        self.writer: Any = None  # a SummaryWriter once started
 
     def check(self) -> None:
         try:
@@ -141,7 +142,7 @@ class WandbLogger(Logger):
 
     def __init__(self, project: str = "stabench", **init_options):
         self.project, self.init_options = project, init_options
-        self.run = None
+        self.run: Any = None  # a wandb Run once started
 
     def check(self) -> None:
         try:

@@ -2,6 +2,7 @@
 published curve at step S is what a run of S steps gives), the placing, the verdict, the refusals."""
 import json
 import shutil
+import sys
 
 import pytest
 
@@ -118,3 +119,34 @@ def test_the_published_screen_study_is_what_the_records_give(tmp_path):
     published = pd.read_csv(compare_module.PUBLISHED.parent / "screen" / "screen.csv")
     pd.testing.assert_frame_equal(table.reset_index(drop=True), published, check_dtype=False)
     assert chosen == compare_module.PROTOCOLS["screen"].screen
+
+
+def test_a_bundle_holds_what_a_maintainer_needs_and_verify_reruns_it(published, tmp_path, tiny_protocol, invoke):
+    from stabench.methods import METHODS
+    from stabench.registry import load_plugin
+
+    plugin = str(compare_module.PUBLISHED.parent.parent / "examples" / "instance_noise_plugin.py")
+    load_plugin(plugin)
+    try:
+        compare("instance-noise", "tiny", against=published, out=tmp_path / "mine", overrides=TINY, progress=False,
+                workers=1, plugins=[plugin], bundle=tmp_path / "bundle")
+    finally:
+        METHODS.unregister("instance-noise")  # verify loads the bundled copy, as a maintainer's process would
+    bundle = tmp_path / "bundle"
+    description = json.loads((bundle / "bundle.json").read_text())
+    assert description["method"] == "instance-noise" and description["plugins"] == ["plugins/instance_noise_plugin.py"]
+    assert description["commands"][0].startswith("stabench compare --method instance-noise --protocol tiny")
+    assert {file.name for file in (bundle / "records").rglob("*") if file.is_file()} == {"run.json", "curve.csv"}
+    assert len(list((bundle / "records").rglob("run.json"))) == 3
+    result = invoke("verify", str(bundle), "--cells", "1")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("reproduces; largest relative difference 0") == 1
+    METHODS.unregister("instance-noise")
+    for module in [name for name in sys.modules if name.startswith("stabench_plugin_instance_noise_plugin")]:
+        del sys.modules[module]  # a maintainer's next process imports the edited file afresh
+    source = bundle / "plugins" / "instance_noise_plugin.py"
+    source.write_text(source.read_text().replace("sigma: float = stabench.hyperparameter(0.1",
+                                                 "sigma: float = stabench.hyperparameter(0.2"))
+    result = invoke("verify", str(bundle), "--cells", "1")
+    assert result.exit_code == 2 and "the bundle's plugin source does not match its records" in result.output
+    METHODS.unregister("instance-noise")
