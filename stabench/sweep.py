@@ -304,8 +304,19 @@ def _one_line(error: Exception) -> str:
 
 
 def _ray_job(job: tuple[SweepCell, ...], plugins: tuple[str, ...], options: CellOptions):
-    load_plugins(plugins)
-    return run_job(job, options)
+    # Ray cancels a running task with a simulated SIGINT, repeated every few seconds until the task ends:
+    # only the first may stop the cell; a repeat would cut short the record it is writing.
+    previous = signal.signal(signal.SIGINT, _interrupt_once)
+    try:
+        load_plugins(plugins)
+        return run_job(job, options)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_once(signum, frame):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 @dataclass
