@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import types
 from pathlib import Path
@@ -23,6 +22,7 @@ from stabench.records import RUN_FILE, read_record
 from stabench.registry import load_plugin, package_code, sources_code
 from stabench.tasks import TASKS
 from stabench.table import load_runs
+from test_safety import DYING
 
 TINY = {"batch_size": 16}
 
@@ -269,28 +269,7 @@ def test_an_interrupted_ray_sweep_cancels_its_tasks_and_waits_for_them(tmp_path,
     assert ray.log == ["cancel 0", "cancel 1", "wait for 2", "shutdown"]
 
 
-RAY_PLUGIN = textwrap.dedent('''
-    import os
-    import time
-
-    from stabench import register_method
-    from stabench.methods.vanilla import Vanilla
-
-
-    class Dying(Vanilla):
-        def g_direction(self, game, point, batch, params, ctx):
-            os._exit(3)
-
-
-    class Slow(Vanilla):
-        def g_direction(self, game, point, batch, params, ctx):
-            time.sleep(0.05)
-            return super().g_direction(game, point, batch, params, ctx)
-
-
-    register_method(Dying("dying", "exits its process"))
-    register_method(Slow("slow", "sleeps in every step"))
-''')
+RAY_PLUGIN = DYING  # a method that exits its worker, and one that sleeps in every step
 
 
 def ray_sweep_command(tmp_path, methods, steps):
