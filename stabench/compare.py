@@ -138,14 +138,14 @@ def compare(method: str, protocol: str = "screen", *, against: str | Path | None
     records = published_records(against)
     out = Path(out)
     screen = chosen.screen
+    published = _protocol_runs(records, chosen)
     cells = [cell for task in screen.tasks for cell in plan(
-        [name], [task], range(min(screen.seeds, _published_seeds(records, task, chosen))), budget=chosen.budget,
+        [name], [task], range(_published_seeds(published, task, chosen)), budget=chosen.budget,
         steps=screen.steps if chosen.steps_overridden else None, overrides=overrides, out=out / "runs")]
     sweep(cells, workers=workers, plugins=plugins, device=device, spectrum=False, spectrum_every=0,
           progress=progress, threads=threads, loggers=loggers)
-    published_runs, our_runs = load_runs(records), load_runs(out / "runs")
-    our_runs = our_runs[our_runs.method == name]
-    _check_like(published_runs[published_runs.budget == chosen.budget], our_runs, chosen)
+    our_runs = load_runs(out / "runs")
+    _check_like(published, our_runs[our_runs.method == name], chosen)
     theirs = curve_scores(records, chosen.budget)
     theirs = theirs[theirs.method != name]
     ours = curve_scores(out / "runs", chosen.budget, steps_overridden=chosen.steps_overridden)
@@ -170,10 +170,18 @@ def compare(method: str, protocol: str = "screen", *, against: str | Path | None
     return comparison
 
 
-def _published_seeds(records: Path, task: str, protocol: Protocol) -> int:
+def _protocol_runs(records: Path, protocol: Protocol) -> pd.DataFrame:
+    """The published runs the protocol reads, as `curve_scores` reads them: its budget at its own step count,
+    no recipe."""
     runs = load_runs(records)
-    seeds = runs[(runs.task == task) & (runs.budget == protocol.budget)].groupby("method").seed.nunique()
-    return int(seeds.min()) if len(seeds) else protocol.screen.seeds
+    return runs[(runs.budget == protocol.budget) & runs.recipe.isna()
+                & ~runs.steps_overridden.fillna(False).astype(bool)]
+
+
+def _published_seeds(runs: pd.DataFrame, task: str, protocol: Protocol) -> int:
+    """The seeds every published method has on `task` among the protocol's `runs`, at most the protocol's."""
+    seeds = runs[runs.task == task].groupby("method").seed.nunique()
+    return min(int(seeds.min()), protocol.screen.seeds) if len(seeds) else protocol.screen.seeds
 
 
 def agreement_text(protocol: Protocol, study: Path = PUBLISHED.parent / "screen" / "screen.csv") -> str:

@@ -149,17 +149,25 @@ def provenance(entry) -> dict[str, Any]:
 
 @functools.cache
 def package_code() -> str:
-    """A hash of every .py file of the stabench package (`sources_code`): the code that built-in methods
-    and tasks run, module-level helpers included (read once per process)."""
+    """A hash of the .py files of the stabench package that runs execute (`sources_code`): the code that
+    built-in methods and tasks run, module-level helpers included (read once per process)."""
     return sources_code(Path(__file__).parent)
 
 
+# Modules that only read, tabulate or present records, or start other runs: no run's numbers depend on them,
+# so editing them does not make every record stale.
+NOT_RUN = frozenset({"__main__.py", "cli.py", "table.py", "publish.py", "site.py", "stats.py", "compare.py",
+                     "screen.py", "bundle.py", "convergence.py"})
+
+
 def sources_code(root: Path) -> str:
-    """A hash of every .py file under `root` with its path relative to `root`, in a stable order: the
-    same wherever the folder is."""
+    """A hash of every .py file under `root` but `NOT_RUN`, with its path relative to `root`, in a stable order:
+    the same wherever the folder is."""
     root = Path(root)
     digest = hashlib.sha256()
     for file in sorted(root.rglob("*.py"), key=lambda file: file.relative_to(root).as_posix()):
+        if file.relative_to(root).as_posix() in NOT_RUN:
+            continue
         content = file.read_bytes()
         digest.update(f"{file.relative_to(root).as_posix()}\0{len(content)}\0".encode() + content)
     return digest.hexdigest()

@@ -23,11 +23,13 @@ def tiny_run(method, seed, out, **options):
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
-    """vanilla and gradreg, 3 seeds each, the smoke budget's 300 steps of tiny networks."""
+    """vanilla and gradreg, 3 seeds each, the smoke budget's 300 steps of tiny networks; and a recipe's row of
+    fewer steps (gulrajani-toy's smoke is 100), which is not a protocol cell and must not stop a comparison."""
     out = tmp_path_factory.mktemp("published")
     for method in ("vanilla", "gradreg"):
         for seed in range(3):
             assert tiny_run(method, seed, out).status == "completed"
+    assert tiny_run("wgan", 0, out, recipe="gulrajani-toy").steps_planned == 100
     return out
 
 
