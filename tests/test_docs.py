@@ -20,6 +20,7 @@ from matplotlib import pyplot as plt
 import stabench
 from stabench import recipes, references
 from stabench.cell import resolve
+from stabench.loggers import LOGGERS
 from stabench.methods import METHODS
 from stabench.phase import phase_panel
 from stabench.spectra import analyse
@@ -44,7 +45,8 @@ def resolve_name(dotted: str):
 
 @pytest.fixture
 def registries(monkeypatch):
-    """What a test registers (methods, tasks, references, recipes) is gone after it."""
+    """What a test registers (methods, tasks, loggers, references, recipes) is gone after it."""
+    monkeypatch.setattr(LOGGERS, "_entries", dict(LOGGERS._entries))
     monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
     monkeypatch.setattr(TASKS, "_entries", dict(TASKS._entries))
     monkeypatch.setattr(references, "_REFERENCES", dict(references._REFERENCES))
