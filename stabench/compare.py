@@ -22,6 +22,7 @@ from stabench.screen import ABOVE, ACROSS, BELOW, Screen, at_step, curve_scores,
 from stabench.site import Section, code, page, sortable
 from stabench.site import escape as site_escape
 from stabench.table import MODE_TASKS, escape_markdown, load_runs
+from stabench.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,16 @@ def published_records(against: str | Path | None) -> Path:
         raise StabenchError(f"no published records in {where}; get them from the stabench repository's "
                             "results/records folder and pass its path with --against")
     return path
+
+
+def _check_versions(published: pd.DataFrame, protocol: Protocol) -> None:
+    """Refuse, in one line and before any training, tasks whose installed version the published runs lack."""
+    for task in protocol.screen.tasks:
+        theirs = set(published[published.task == task].task_version.dropna().astype(int))
+        mine = TASKS.get(task).version
+        if theirs and mine not in theirs:
+            raise StabenchError(f"`{task}` runs here have task version {mine}, the published ones "
+                                f"{', '.join(map(str, sorted(theirs)))}: they cannot be compared")
 
 
 def _check_like(published: pd.DataFrame, ours: pd.DataFrame, protocol: Protocol) -> None:
@@ -139,6 +150,7 @@ def compare(method: str, protocol: str = "screen", *, against: str | Path | None
     out = Path(out)
     screen = chosen.screen
     published = _protocol_runs(records, chosen)
+    _check_versions(published, chosen)
     cells = [cell for task in screen.tasks for cell in plan(
         [name], [task], range(_published_seeds(published, task, chosen)), budget=chosen.budget,
         steps=screen.steps if chosen.steps_overridden else None, overrides=overrides, out=out / "runs")]

@@ -40,21 +40,31 @@ def tiny_protocol(monkeypatch):
     return protocol
 
 
-def test_a_published_curve_at_step_s_is_the_score_of_a_run_of_s_steps(published, tmp_path, tiny_protocol):
-    found = compare("r1", "tiny", against=published, out=tmp_path, overrides=TINY, progress=False, workers=1)
+@pytest.fixture(scope="module")
+def compared(published, tmp_path_factory):
+    """r1 compared on the tiny protocol: the comparison and its folder."""
+    out = tmp_path_factory.mktemp("compared")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(compare_module.PROTOCOLS, "tiny", Protocol("tiny", Screen(("mog",), 150, 3), budget="smoke"))
+        found = compare("r1", "tiny", against=published, out=out, overrides=TINY, progress=False, workers=1)
+    return found, out
+
+
+def test_a_published_curve_at_step_s_is_the_score_of_a_run_of_s_steps(compared, tmp_path):
+    found, out = compared
     vanilla_at_150 = [tiny_run("vanilla", seed, tmp_path / "short", steps=150) for seed in range(3)]
     rows = found.tables["mog"].set_index("method")
     expected = sum(r.metrics["modes_captured_last5"] for r in vanilla_at_150) / 3
     assert rows.at["vanilla", "modes"] == pytest.approx(expected, rel=1e-12)
     r1_records = [stabench.run("r1", "mog", seed=seed, budget="smoke", steps=150, overrides=TINY,
-                               out=tmp_path / "runs", progress=False, spectrum=False) for seed in range(3)]
+                               out=out / "runs", progress=False, spectrum=False) for seed in range(3)]
     assert all(record.reused for record in r1_records)  # compare's own runs: nothing trained twice
     assert rows.at["r1", "modes"] == pytest.approx(sum(r.metrics["modes_captured_last5"] for r in r1_records) / 3)
     assert list(rows.seeds) == [3, 3, 3] and rows.compared.sum() == 1 and rows.at["r1", "compared"]
 
 
-def test_compare_places_the_method_and_writes_its_pages(published, tmp_path, tiny_protocol):
-    found = compare("r1", "tiny", against=published, out=tmp_path, overrides=TINY, progress=False, workers=1)
+def test_compare_places_the_method_and_writes_its_pages(compared):
+    found, tmp_path = compared
     assert set(found.improvements) == {"vanilla", "gradreg"}
     for other, estimate in found.improvements.items():
         assert 0 <= estimate.value <= 1
@@ -79,6 +89,7 @@ def test_compare_refuses_what_it_cannot_compare_in_one_line(published, tmp_path,
         file.write_text(json.dumps({**json.loads(file.read_text()), "task_version": 0}))
     with pytest.raises(StabenchError, match="`mog` runs here have task version 1, the published ones 0"):
         compare("r1", "tiny", against=older, out=tmp_path / "mine", overrides=TINY, progress=False, workers=1)
+    assert not (tmp_path / "mine" / "runs").exists()  # refused before any training
     result = invoke("compare", "--method", "r1", "--protocol", "tiny", "--against", str(tmp_path / "empty"),
                     "--out", str(tmp_path / "cli"))
     assert result.exit_code == 2 and result.output.count("\n") == 1
@@ -123,6 +134,7 @@ def test_the_published_screen_study_is_what_the_records_give(tmp_path):
     assert chosen == compare_module.PROTOCOLS["screen"].screen
 
 
+@pytest.mark.slow
 def test_a_bundle_holds_what_a_maintainer_needs_and_verify_reruns_it(published, tmp_path, tiny_protocol, invoke):
     from stabench.methods import METHODS
     from stabench.registry import load_plugin

@@ -132,6 +132,7 @@ def test_a_snapshot_taken_under_other_plugin_code_is_not_resumed(tmp_path, plugi
     assert not any("resumed" in note for note in record.notes)
 
 
+@pytest.mark.slow
 def test_a_builtin_modules_helper_is_part_of_the_code_hash(tmp_path):
     # `generator_loss` is a module-level function of vanilla.py: a copy of stabench that doubles it must
     # not reuse the record of the unchanged code; an unchanged copy elsewhere has the same code hash
