@@ -1,6 +1,7 @@
 """Seed-batched training: seed s of a stacked model trains as the single run of seed s does, keeps a record
 of the same form, freezes alone when it diverges; an unbatchable method trains one seed at a time, noted."""
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -145,14 +146,21 @@ def test_a_diverged_seed_is_recorded_at_its_step_and_frozen_while_the_others_go_
             torch.testing.assert_close(ours[net][name], value, rtol=0, atol=RTOL * float(value.abs().max()))
 
 
-def test_an_unbatchable_plugin_trains_one_seed_at_a_time_with_a_note(tmp_path):
-    load_plugin("examples/instance_noise_plugin.py")  # overrides both directions and draws with ctx.noise
-    method = METHODS.get("instance-noise")
-    assert not vouches(method, "batchable")
-    records = batched.run_seeds(method, "mog", seeds=[0, 1], budget="smoke", steps=5, overrides=TINY["mog"],
-                                out=tmp_path, progress=False, spectrum=False, batched=True)
-    assert [r.status for r in records] == ["completed", "completed"]
-    assert all("instance-noise` does not say it is batchable" in r.notes[0] for r in records)
+def test_an_unbatchable_plugin_trains_one_seed_at_a_time_with_a_note(tmp_path, monkeypatch):
+    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))  # the plugin is gone after the test
+    before = set(sys.modules)
+    try:
+        load_plugin("examples/instance_noise_plugin.py")  # overrides both directions and draws with ctx.noise
+        method = METHODS.get("instance-noise")
+        assert not vouches(method, "batchable")
+        records = batched.run_seeds(method, "mog", seeds=[0, 1], budget="smoke", steps=5, overrides=TINY["mog"],
+                                    out=tmp_path, progress=False, spectrum=False, batched=True)
+        assert [r.status for r in records] == ["completed", "completed"]
+        assert all("instance-noise` does not say it is batchable" in r.notes[0] for r in records)
+    finally:
+        for name in set(sys.modules) - before:  # so that a later load of the file registers it again
+            if name.startswith("stabench_plugin_"):
+                del sys.modules[name]
 
 
 def test_overriding_a_hook_of_a_batchable_family_needs_its_own_word():

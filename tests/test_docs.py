@@ -45,10 +45,11 @@ def resolve_name(dotted: str):
 
 @pytest.fixture
 def registries(monkeypatch):
-    """What a test registers (methods, tasks, loggers, references, recipes) is gone after it."""
-    monkeypatch.setattr(LOGGERS, "_entries", dict(LOGGERS._entries))
-    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
-    monkeypatch.setattr(TASKS, "_entries", dict(TASKS._entries))
+    """Only the built-in methods, tasks and loggers during a test (a plugin an earlier test loaded is set aside),
+    and what the test registers (those, references, recipes) is gone after it."""
+    for registry in (LOGGERS, METHODS, TASKS):
+        monkeypatch.setattr(registry, "_entries", {name: entry for name, entry in registry._entries.items()
+                                                   if type(entry).__module__.startswith("stabench.")})
     monkeypatch.setattr(references, "_REFERENCES", dict(references._REFERENCES))
     monkeypatch.setattr(recipes, "_RECIPES", dict(recipes._RECIPES))
 
