@@ -18,7 +18,7 @@ from stabench import stats
 from stabench.errors import StabenchError, did_you_mean
 from stabench.methods import METHODS
 from stabench.records import write_file_atomically
-from stabench.screen import ABOVE, ACROSS, BELOW, Screen, at_step, curve_scores, verdict
+from stabench.screen import ABOVE, ACROSS, BELOW, Screen, at_step, curve_scores, protocol_runs, verdict
 from stabench.site import Section, code, page, sortable
 from stabench.site import escape as site_escape
 from stabench.table import MODE_TASKS, escape_markdown, load_runs
@@ -149,7 +149,8 @@ def compare(method: str, protocol: str = "screen", *, against: str | Path | None
     records = published_records(against)
     out = Path(out)
     screen = chosen.screen
-    published = _protocol_runs(records, chosen)
+    published_runs = load_runs(records)
+    published = protocol_runs(published_runs, chosen.budget)
     _check_versions(published, chosen)
     cells = [cell for task in screen.tasks for cell in plan(
         [name], [task], range(_published_seeds(published, task, chosen)), budget=chosen.budget,
@@ -158,9 +159,9 @@ def compare(method: str, protocol: str = "screen", *, against: str | Path | None
           progress=progress, threads=threads, loggers=loggers)
     our_runs = load_runs(out / "runs")
     _check_like(published, our_runs[our_runs.method == name], chosen)
-    theirs = curve_scores(records, chosen.budget)
+    theirs = curve_scores(published_runs, chosen.budget)
     theirs = theirs[theirs.method != name]
-    ours = curve_scores(out / "runs", chosen.budget, steps_overridden=chosen.steps_overridden)
+    ours = curve_scores(our_runs, chosen.budget, steps_overridden=chosen.steps_overridden)
     ours = ours[ours.method == name]
     at = pd.concat([at_step(theirs, screen), at_step(ours, screen)], ignore_index=True)
     per_method = {other: [rows[rows.task == task].sort_values("seed").score.to_numpy(float) for task in screen.tasks]
@@ -180,14 +181,6 @@ def compare(method: str, protocol: str = "screen", *, against: str | Path | None
         made = command or f"stabench compare --method {name} --protocol {chosen.name}"
         comparison.paths.append(write_bundle(name, out / "runs", bundle, plugins=plugins, commands=[made]))
     return comparison
-
-
-def _protocol_runs(records: Path, protocol: Protocol) -> pd.DataFrame:
-    """The published runs the protocol reads, as `curve_scores` reads them: its budget at its own step count,
-    no recipe."""
-    runs = load_runs(records)
-    return runs[(runs.budget == protocol.budget) & runs.recipe.isna()
-                & ~runs.steps_overridden.fillna(False).astype(bool)]
 
 
 def _published_seeds(runs: pd.DataFrame, task: str, protocol: Protocol) -> int:

@@ -49,16 +49,19 @@ def verdict(estimate: stats.Estimate) -> str:
     return ACROSS
 
 
-def curve_scores(records, budget: str = "quick", steps_overridden: bool = False) -> pd.DataFrame:
-    """Every evaluation of every finished run under `records` of a mode-coverage task at `budget` (at its own
-    step count, or with `--steps` where `steps_overridden`; no recipe): columns task, method, seed, step, score,
-    seconds (training seconds to that step, scaled by the run's total over training time so evaluation counts
-    as a user pays it)."""
-    runs = load_runs(records)
-    overridden = runs.steps_overridden.fillna(False).astype(bool) if "steps_overridden" in runs else False
-    recipe = runs.recipe.isna() if "recipe" in runs else True
-    runs = runs[runs.task.isin(MODE_TASKS) & (runs.budget == budget) & runs.status.isin(["completed", "diverged"])
-                & (overridden == steps_overridden) & recipe]
+def protocol_runs(runs: pd.DataFrame, budget: str = "quick", steps_overridden: bool = False) -> pd.DataFrame:
+    """The runs (from `load_runs`) a protocol reads: at `budget`, at its own step count or with `--steps` where
+    `steps_overridden`, no recipe."""
+    overridden = runs.steps_overridden.fillna(False).astype(bool)
+    return runs[(runs.budget == budget) & runs.recipe.isna() & (overridden == steps_overridden)]
+
+
+def curve_scores(runs: pd.DataFrame, budget: str = "quick", steps_overridden: bool = False) -> pd.DataFrame:
+    """Every evaluation of every finished run among `runs` (from `load_runs`) of a mode-coverage task that the
+    protocol reads (`protocol_runs`): columns task, method, seed, step, score, seconds (training seconds to that
+    step, scaled by the run's total over training time so evaluation counts as a user pays it)."""
+    runs = protocol_runs(runs, budget, steps_overridden)
+    runs = runs[runs.task.isin(MODE_TASKS) & runs.status.isin(["completed", "diverged"])]
     parts = []
     for _, run in runs.iterrows():
         curve = read_rows(Path(run["path"]), CURVE_FILE)
@@ -127,7 +130,7 @@ def study(records, budget: str = "quick", full_seeds: int = 10) -> tuple[pd.Data
     """Every candidate screen's agreement with the full protocol (all tasks, all steps, `full_seeds` seeds) on
     both halves of the methods and its cost for vanilla and unrolled10, and the screen chosen: the best
     agreement on the choosing half within `COST_LIMIT` for vanilla (then τ, then cost)."""
-    scores = curve_scores(records, budget)
+    scores = curve_scores(load_runs(records), budget)
     tasks = tuple(sorted(set(scores.task)))
     last = int(scores.step.max())
     full = judge(scores, Screen(tasks, last, full_seeds))
